@@ -45,6 +45,12 @@ COLOR_SYNONYMS: dict[str, tuple[str, ...]] = {
     "pink": ("magenta", "rose"),
     "brown": ("chocolate", "bronze"),
 }
+#: Real color words that no caption ever uses (a test guards this): the rare-name task
+#: names half its classes with them, so zero-shot cannot know them.
+UNSEEN_COLOR_WORDS: dict[str, str] = {
+    "red": "ruby", "orange": "apricot", "yellow": "mustard", "green": "olive",
+    "blue": "navy", "purple": "plum", "pink": "salmon", "brown": "umber",
+}
 FILLS: tuple[str, ...] = ("solid", "striped", "dotted", "checkered", "outline")
 FILL_WORDS = {
     "solid": ("solid", "plain", "filled"),
