@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .prefix import BlockParts, run_blocks_with_prefix
 
 
 class BackboneError(UserError, RuntimeError):
@@ -119,6 +120,44 @@ class VLBackbone(nn.Module, ABC):
         as MaPLe-style deep language prompts do. With `truncate` the sequence is cut to
         max(eot_index) + 1 tokens, which gives the same features because attention is causal.
         """
+
+    def encode_text_prefixed(self, prefix: torch.Tensor, suffix: torch.Tensor,
+                             eot_index: torch.Tensor) -> torch.Tensor:
+        """Prompts that share prefixes -> text features (P*k, embed_dim).
+
+        prefix (P, n, W) and suffix (P*k, S, W) token embeddings; suffix i continues prefix
+        i // k, and `eot_index` (P*k,) counts positions in the whole sequence (>= n). The
+        result equals `encode_text_embeddings` of the concatenated sequences. This default
+        concatenates; backbones with standard blocks encode each prefix once
+        (`backbones.prefix`).
+        """
+        parts = self._block_parts()
+        if parts is None:
+            k = suffix.shape[0] // prefix.shape[0]
+            return self.encode_text_embeddings(torch.cat([prefix.repeat_interleave(k, 0), suffix], 1), eot_index)
+        n = prefix.shape[1]
+        eot_index = eot_index.to(suffix.device)
+        if int(eot_index.min()) < n:
+            raise ValueError(f"an EOT index lies inside the shared prefix of {n} tokens")
+        s = int(eot_index.max().item()) + 1 - n
+        if n + s > self.context_length:
+            raise ValueError(f"{n + s} text tokens, but the model has {self.context_length} positions")
+        pos = self._text_positions()
+        x = run_blocks_with_prefix(parts, prefix + pos[:n].to(prefix.dtype),
+                                   suffix[:, :s] + pos[n:n + s].to(suffix.dtype))
+        return self._text_head(x, eot_index - n)
+
+    def _block_parts(self) -> list[BlockParts] | None:
+        """The text blocks as `BlockParts` for shared-prefix encoding; None: no fast path."""
+        return None
+
+    def _text_positions(self) -> torch.Tensor:
+        """The text tower's positional embeddings (context_length, W)."""
+        raise NotImplementedError
+
+    def _text_head(self, x: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
+        """Final hidden states (N, L, W) -> projected text features read at `eot_index`."""
+        raise NotImplementedError
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """Texts -> text features (N, embed_dim), batched and truncated."""

@@ -32,6 +32,7 @@ from .base import (
     insert_prompt_tokens,
     replace_text_prompt_tokens,
 )
+from .prefix import BlockParts
 from .transforms import OPENAI_MEAN, OPENAI_STD, build_transform
 
 log = logging.getLogger(__name__)
@@ -283,9 +284,30 @@ class HFClipBackbone(VLBackbone):
         # (N, 1, L, L): additive; the same mask works for eager and sdpa attention
         mask = causal_mask(length, x.device, x.dtype).expand(n, 1, length, length)
         x = self._run_layers(text.encoder.layers, x, mask, deep_prompts, replace_text_prompt_tokens)
-        x = text.final_layer_norm(x)
-        x = x[torch.arange(n, device=x.device), eot_index]  # (N, W)
+        return self._text_head(x, eot_index)
+
+    def _text_head(self, x: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
+        """Hidden states (N, L, W) -> projected features read at `eot_index` (N,)."""
+        x = self.model.text_model.final_layer_norm(x)
+        x = x[torch.arange(x.shape[0], device=x.device), eot_index]  # (N, W)
         return self.model.text_projection(x)  # (N, embed_dim)
+
+    def _block_parts(self) -> list[BlockParts] | None:
+        """transformers' CLIPEncoderLayer blocks as `BlockParts`, or None for other layouts."""
+        parts = []
+        for layer in self.model.text_model.encoder.layers:
+            attn = getattr(layer, "self_attn", None)
+            if not all(hasattr(attn, n) for n in ("q_proj", "k_proj", "v_proj", "out_proj", "num_heads")) \
+                    or not all(hasattr(layer, n) for n in ("layer_norm1", "layer_norm2", "mlp")) \
+                    or (getattr(attn, "dropout", 0.0) and self.training):
+                return None
+            parts.append(BlockParts(
+                ln_1=layer.layer_norm1, heads=int(attn.num_heads), ln_2=layer.layer_norm2, mlp=layer.mlp,
+                qkv=lambda x, a=attn: (a.q_proj(x), a.k_proj(x), a.v_proj(x)), out_proj=attn.out_proj))
+        return parts
+
+    def _text_positions(self) -> torch.Tensor:
+        return self.model.text_model.embeddings.position_embedding.weight
 
     def _run_layers(self, layers: nn.ModuleList, x: torch.Tensor, mask: torch.Tensor | None,
                     deep: Sequence[torch.Tensor] | None, splice: Callable) -> torch.Tensor:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .base import (
@@ -27,6 +28,7 @@ from .base import (
     replace_text_prompt_tokens,
 )
 from .checkpoints import read_state_dict
+from .prefix import BlockParts
 from .transforms import OPENAI_MEAN, OPENAI_STD, build_transform
 
 log = logging.getLogger(__name__)
@@ -286,12 +288,36 @@ class OpenClipBackbone(VLBackbone):
         if self._causal:
             mask = causal_mask(length, x.device, x.dtype)
         x = self._run_blocks(text.transformer, x, mask, deep_prompts, replace_text_prompt_tokens)
+        return self._text_head(x, eot_index)
+
+    def _text_head(self, x: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
+        """Hidden states (N, L, W) -> projected features read at `eot_index` (N,)."""
+        text = self._text
         x = text.ln_final(x)
-        x = x[torch.arange(n, device=x.device), eot_index]  # (N, W)
+        x = x[torch.arange(x.shape[0], device=x.device), eot_index]  # (N, W)
         proj = text.text_projection
         if proj is None:
             return x
         return proj(x) if isinstance(proj, nn.Linear) else x @ proj
+
+    def _block_parts(self) -> list[BlockParts] | None:
+        """open_clip's standard residual blocks as `BlockParts`, or None for other block types."""
+        if not (self._text_ok and self._causal):
+            return None
+        parts = []
+        for block in self._text.transformer.resblocks:
+            attn = getattr(block, "attn", None)
+            if (type(block).__name__ != "ResidualAttentionBlock" or not isinstance(attn, nn.MultiheadAttention)
+                    or not attn._qkv_same_embed_dim or (attn.dropout and self.training)):
+                return None
+            parts.append(BlockParts(
+                ln_1=block.ln_1, heads=attn.num_heads, ln_2=block.ln_2, mlp=block.mlp,
+                qkv=lambda x, a=attn: F.linear(x, a.in_proj_weight, a.in_proj_bias).chunk(3, dim=-1),
+                out_proj=attn.out_proj, ls_1=block.ls_1, ls_2=block.ls_2))
+        return parts
+
+    def _text_positions(self) -> torch.Tensor:
+        return self._text.positional_embedding
 
     @staticmethod
     def _run_blocks(transformer: nn.Module, x: torch.Tensor, mask: torch.Tensor | None,

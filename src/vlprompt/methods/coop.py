@@ -37,6 +37,8 @@ class ContextConfig:
     text_chunk: int = option(0, "encode this many classes per text-encoder call (0: all at once)")
     text_checkpointing: bool = option(False, "recompute each class chunk's text activations in "
                                              "backward (memory for 1000-class datasets)")
+    text_share_prefix: bool = option(True, "encode the positions all classes share ([SOS] + context) "
+                                           "once per call; exact, since the text transformer is causal")
 
     def __post_init__(self) -> None:
         if self.n_ctx < 1 and not self.ctx_init:
@@ -90,7 +92,8 @@ class ContextPromptMethod(Method):
     def _build_classes(self) -> None:
         cfg = self.config
         self.prompts = ClassPrompts(self.backbone, self.classnames, self.n_ctx, cfg.class_token_position,
-                                    chunk=cfg.text_chunk, checkpointing=cfg.text_checkpointing)
+                                    chunk=cfg.text_chunk, checkpointing=cfg.text_checkpointing,
+                                    share_prefix=cfg.text_share_prefix)
 
     def class_weights(self) -> torch.Tensor:
         """Unit-norm text features of the learned prompts (K, D)."""

@@ -6,7 +6,9 @@ so the class token can sit at the end (`[SOS] V1..VM name . [EOT]`), in the midd
 (`[SOS] V1..V(M/2) name V(M/2+1)..VM . [EOT]`) or at the front (`[SOS] name V1..VM . [EOT]`).
 The period and EOT always follow the last inserted token, so EOT moves from e_i to e_i + M
 for every position. Sequences are built only up to the longest EOT: the text transformer
-is causal, so the tokens after EOT never change the feature read there.
+is causal, so the tokens after EOT never change the feature read there. For the same
+reason the positions every class shares (`[SOS] V1..VM` with the class token at the end)
+are encoded once per call, and only the class suffixes per class (`backbones.prefix`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,17 @@ def splice_index(eot: int, n_ctx: int, length: int, position: Position) -> list[
     return src
 
 
+def shared_prefix_length(index: torch.Tensor, length: int) -> int:
+    """Leading positions whose source is the same for every class: SOS (0) or a context entry (>= length)."""
+    shared = 0
+    for column in index.T:
+        first = int(column[0])
+        if not bool((column == first).all()) or not (first == 0 or first >= length):
+            break
+        shared += 1
+    return shared
+
+
 class ClassPrompts(nn.Module):
     """Frozen class-name embeddings + splice indices; turns context vectors into text features.
 
@@ -68,7 +81,8 @@ class ClassPrompts(nn.Module):
     """
 
     def __init__(self, backbone: VLBackbone, classnames: Sequence[str], n_ctx: int,
-                 position: Position = "end", chunk: int = 0, checkpointing: bool = False):
+                 position: Position = "end", chunk: int = 0, checkpointing: bool = False,
+                 share_prefix: bool = True):
         super().__init__()
         if n_ctx < 0:
             raise ConfigError(f"n_ctx must be >= 0, got {n_ctx}")
@@ -77,6 +91,7 @@ class ClassPrompts(nn.Module):
         self.position = position
         self.chunk = chunk
         self.checkpointing = checkpointing
+        self.share_prefix = share_prefix
         ids = backbone.tokenize([classname_text(c) for c in classnames])  # (K, C)
         eot = backbone.eot_index(ids).cpu()  # (K,)
         new_eot = eot + n_ctx
@@ -97,6 +112,13 @@ class ClassPrompts(nn.Module):
         self.register_buffer("index", index, persistent=False)
         self.register_buffer("eot", new_eot, persistent=False)
         self.register_buffer("name_ids", ids[:, :length], persistent=False)
+        self.shared_length = shared_prefix_length(index, length)
+
+    def _prefix_length(self, ctx: torch.Tensor, per_image: bool) -> int:
+        """How many leading positions all prompts of one encoder call share (0: none worth sharing)."""
+        if not self.share_prefix or (ctx.dim() == 3 and not per_image):  # class-specific context
+            return 0
+        return self.shared_length if self.shared_length >= 2 else 0
 
     @property
     def backbone(self) -> VLBackbone:
@@ -131,6 +153,14 @@ class ClassPrompts(nn.Module):
     def _encode(self, ctx: torch.Tensor, classes: slice, per_image: bool) -> torch.Tensor:
         prompts = self.assemble(ctx, classes, per_image)
         eot = self.eot[classes]
+        p = self._prefix_length(ctx, per_image)
+        if p and per_image:  # one prefix per image, its K class suffixes after it
+            b, k = prompts.shape[:2]
+            feats = self.backbone.encode_text_prefixed(prompts[:, 0, :p], prompts[:, :, p:].flatten(0, 1),
+                                                       eot.repeat(b))
+            return feats.view(b, k, -1)  # (B, k, D)
+        if p:
+            return self.backbone.encode_text_prefixed(prompts[:1, :p], prompts[:, p:], eot)  # (k, D)
         if per_image:
             b, k = prompts.shape[:2]
             feats = self.backbone.encode_text_embeddings(prompts.flatten(0, 1), eot.repeat(b))
