@@ -303,7 +303,8 @@ class HFClipBackbone(VLBackbone):
                 return None
             parts.append(BlockParts(
                 ln_1=layer.layer_norm1, heads=int(attn.num_heads), ln_2=layer.layer_norm2, mlp=layer.mlp,
-                qkv=lambda x, a=attn: (a.q_proj(x), a.k_proj(x), a.v_proj(x)), out_proj=attn.out_proj))
+                qkv=lambda x, a=attn: torch.cat([a.q_proj(x), a.k_proj(x), a.v_proj(x)], dim=-1),
+                out_proj=attn.out_proj))
         return parts
 
     def _text_positions(self) -> torch.Tensor:

@@ -312,7 +312,7 @@ class OpenClipBackbone(VLBackbone):
                 return None
             parts.append(BlockParts(
                 ln_1=block.ln_1, heads=attn.num_heads, ln_2=block.ln_2, mlp=block.mlp,
-                qkv=lambda x, a=attn: F.linear(x, a.in_proj_weight, a.in_proj_bias).chunk(3, dim=-1),
+                qkv=lambda x, a=attn: F.linear(x, a.in_proj_weight, a.in_proj_bias),
                 out_proj=attn.out_proj, ls_1=block.ls_1, ls_2=block.ls_2))
         return parts
 

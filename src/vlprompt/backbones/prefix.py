@@ -28,7 +28,7 @@ class BlockParts:
     """The pieces of a pre-norm transformer block: x + ls_1(attn(ln_1 x)), then + ls_2(mlp(ln_2 x))."""
 
     ln_1: Module
-    qkv: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    qkv: Module  # (rows, W) -> (rows, 3W): queries, keys, values side by side
     out_proj: Module
     heads: int
     ln_2: Module
@@ -47,43 +47,43 @@ def _merge_heads(t: torch.Tensor) -> torch.Tensor:
     return t.transpose(1, 2).reshape(n, length, heads * d)  # (N, L, W)
 
 
-def _attention(parts: BlockParts, a_p: torch.Tensor, a_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal self-attention of prefixes a_p (P, n, W) and suffixes a_s (P*k, S, W).
+def _attention(parts: BlockParts, qkv: torch.Tensor, p: int, n: int, s: int,
+               mask: torch.Tensor) -> torch.Tensor:
+    """Causal self-attention of P prefixes (n tokens) and P*k suffixes (s tokens).
 
-    Suffix i continues prefix i // k: its queries see that prefix's keys and its own
-    earlier suffix keys, exactly as in the concatenated sequence.
+    `qkv` (P*n + P*k*s, 3W) holds the rows of all prefixes, then of all suffixes; suffix i
+    continues prefix i // k: its queries see that prefix's keys and its own earlier suffix
+    keys, exactly as in the concatenated sequence (`mask` (s, n+s), True = may attend).
+    Returns the attention outputs in the same row order (rows, W).
     """
     h = parts.heads
-    q_p, k_p, v_p = (_split_heads(t, h) for t in parts.qkv(a_p))  # (P, H, n, d)
-    q_s, k_s, v_s = (_split_heads(t, h) for t in parts.qkv(a_s))  # (P*k, H, S, d)
+    rows_p = p * n
+    q, key, value = qkv.chunk(3, dim=-1)
+    q_p, k_p, v_p = (_split_heads(t[:rows_p].view(p, n, -1), h) for t in (q, key, value))  # (P, H, n, d)
+    q_s, k_s, v_s = (_split_heads(t[rows_p:].view(-1, s, t.shape[-1]), h) for t in (q, key, value))
     out_p = nn.functional.scaled_dot_product_attention(q_p, k_p, v_p, is_causal=True)
-    p, n = a_p.shape[0], a_p.shape[1]
-    s = a_s.shape[1]
-    k = a_s.shape[0] // p
-    scale = q_s.shape[-1] ** -0.5
-    q = q_s.view(p, k, h, s, -1)
-    to_prefix = torch.einsum("pkhsd,phmd->pkhsm", q, k_p) * scale  # (P, k, H, S, n)
-    to_suffix = (q_s @ k_s.transpose(-1, -2)).view(p, k, h, s, s) * scale  # (P, k, H, S, S)
-    causal = torch.ones(s, s, dtype=torch.bool, device=a_s.device).triu(1)
-    to_suffix = to_suffix.masked_fill(causal, float("-inf"))
-    probs = torch.softmax(torch.cat([to_prefix, to_suffix], dim=-1).float(), dim=-1).to(v_s.dtype)
-    out_s = torch.einsum("pkhsm,phmd->pkhsd", probs[..., :n], v_p)
-    out_s = out_s + (probs[..., n:].reshape(p * k, h, s, s) @ v_s).view(p, k, h, s, -1)
-    return _merge_heads(out_p), _merge_heads(out_s.reshape(p * k, h, s, -1))
+    k = q_s.shape[0] // p
+    expand = (p, k, *k_p.shape[1:])
+    k_all = torch.cat([k_p.unsqueeze(1).expand(expand).flatten(0, 1), k_s], dim=2)  # (P*k, H, n+s, d)
+    v_all = torch.cat([v_p.unsqueeze(1).expand(expand).flatten(0, 1), v_s], dim=2)
+    out_s = nn.functional.scaled_dot_product_attention(q_s, k_all, v_all, attn_mask=mask)
+    return torch.cat([_merge_heads(out_p).flatten(0, 1), _merge_heads(out_s).flatten(0, 1)])
 
 
 def run_blocks_with_prefix(blocks: Sequence[BlockParts], prefix: torch.Tensor,
                            suffix: torch.Tensor) -> torch.Tensor:
-    """Hidden states (P, n, W) and (P*k, S, W) after every block; returns the suffix's (P*k, S, W)."""
+    """Hidden states (P, n, W) and (P*k, s, W) after every block; returns the suffix's (P*k, s, W).
+
+    Prefix and suffix rows share one (rows, W) buffer, so every dense layer is one call.
+    """
     if suffix.shape[0] % prefix.shape[0]:
         raise ValueError(f"{suffix.shape[0]} suffixes do not split evenly over {prefix.shape[0]} prefixes")
-    x_p, x_s = prefix, suffix
-    last = len(blocks) - 1
-    for i, parts in enumerate(blocks):
-        o_p, o_s = _attention(parts, parts.ln_1(x_p), parts.ln_1(x_s))
-        x_s = x_s + parts.ls_1(parts.out_proj(o_s))
-        x_s = x_s + parts.ls_2(parts.mlp(parts.ln_2(x_s)))
-        if i < last:  # the last block's prefix output is never read
-            x_p = x_p + parts.ls_1(parts.out_proj(o_p))
-            x_p = x_p + parts.ls_2(parts.mlp(parts.ln_2(x_p)))
-    return x_s
+    p, n, width = prefix.shape
+    s = suffix.shape[1]
+    x = torch.cat([prefix.reshape(-1, width), suffix.reshape(-1, width)])  # (rows, W)
+    mask = torch.ones(s, n + s, dtype=torch.bool, device=x.device).tril(n)
+    for parts in blocks:
+        a = _attention(parts, parts.qkv(parts.ln_1(x)), p, n, s, mask)
+        x = x + parts.ls_1(parts.out_proj(a))
+        x = x + parts.ls_2(parts.mlp(parts.ln_2(x)))
+    return x[p * n:].view(-1, s, width)
