@@ -1,4 +1,5 @@
-"""The bundled tiny CLIP: it ships, it loads offline, and it clears the accuracy floors."""
+"""The bundled tiny CLIP: it ships, it loads offline, it clears the accuracy floors, and
+few-shot learning has headroom on the synthetic suite (issue #3)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 from vlprompt.backbones import load_backbone
 from vlprompt.backbones.registry import ASSETS
 from vlprompt.data.synthetic.suite import TASKS
-from vlprompt.pretrain.report import zero_shot
+from vlprompt.pretrain.report import suite_report, zero_shot
 
 WEIGHTS = ASSETS / "tiny_clip" / "tiny_clip.safetensors"
+TRAINED_TASKS = [name for name, task in TASKS.items() if not task.test_only]
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +45,22 @@ def test_zero_shot_floors(tiny, task):
         assert acc >= 0.90
     if task == "heldout_combos":  # pairs never seen in pretraining: composition works
         assert acc >= 0.5
+
+
+@pytest.fixture(scope="module")
+def suite_rows(tiny):
+    """Zero-shot and 16-shot linear-probe (seed 1) accuracy on the tasks with a train split."""
+    return suite_report(tiny, shots=16, seed=1, tasks=TRAINED_TASKS)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue #3: measured headroom is 4.8 points (probe 84.6 vs zero-shot 79.8, "
+                          "docs/tiny-clip.md); drop this mark once the suite clears 5")
+def test_few_shot_headroom(suite_rows):
+    # Issue #3: on the suite's average, a 16-shot linear probe beats zero-shot by >= 5 points.
+    assert len(suite_rows) == len(TRAINED_TASKS) == 10
+    zero_shot_mean = sum(r.zero_shot for r in suite_rows) / len(suite_rows)
+    probe_mean = sum(r.linear_probe for r in suite_rows) / len(suite_rows)
+    assert probe_mean - zero_shot_mean >= 0.05, (
+        f"16-shot probe {100 * probe_mean:.1f} vs zero-shot {100 * zero_shot_mean:.1f}: "
+        f"headroom {100 * (probe_mean - zero_shot_mean):.1f} < 5 points")
