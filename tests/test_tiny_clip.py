@@ -53,9 +53,6 @@ def suite_rows(tiny):
     return suite_report(tiny, shots=16, seed=1, tasks=TRAINED_TASKS)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue #3: measured headroom is 4.8 points (probe 84.6 vs zero-shot 79.8, "
-                          "docs/tiny-clip.md); drop this mark once the suite clears 5")
 def test_few_shot_headroom(suite_rows):
     # Issue #3: on the suite's average, a 16-shot linear probe beats zero-shot by >= 5 points.
     assert len(suite_rows) == len(TRAINED_TASKS) == 10

@@ -1,8 +1,8 @@
 """The synthetic benchmark suite, registered as `synthetic:<task>`.
 
 Tasks mirror the variety of the 11 real datasets: generic objects (shapes), fine-grained
-(shape x color, 80 classes), textures (like DTD), class names that say little (rare color
-words, like EuroSAT's names for CLIP), counting and position, held-out combinations, and
+(shape x color, 80 classes), textures (like DTD), class names that say little (half the
+colors and fills named by words pretraining never used, like EuroSAT's and DTD's names for CLIP), counting and position, held-out combinations, and
 shifted test-only domains for domain generalisation (noise, sketch, new backgrounds,
 inverted colors; like ImageNet-V2/-Sketch/-A/-R). Images are rendered once into the cache
 folder (`$VLPROMPT_CACHE` or `~/.cache/vlprompt`) and then read like any image dataset.
@@ -64,15 +64,23 @@ def _shifted_task(domain: str, like: str) -> Task:
         description=f"shapes in the {domain} domain in every split, like {like}")
 
 
-def _rare_color_names() -> tuple[str, ...]:
-    """Every other color by a word pretraining never showed, the rest by a rare synonym.
+def _half_unseen_names(values: list[str] | tuple[str, ...], unseen: dict[str, str],
+                       rare: dict[str, tuple[str, ...]], which: int) -> tuple[str, ...]:
+    """Every other class by a word pretraining never showed, the rest by a rarer caption word.
 
-    With all names known, zero-shot was saturated (100%) and the task measured nothing;
-    with none known it sits at chance. Half and half leaves zero-shot well above chance
-    and well below what the image features allow, as EuroSAT's names do for CLIP.
+    With every name known, zero-shot was saturated and the task measured nothing; with none
+    known it sits at chance. Half and half leaves zero-shot well above chance and well below
+    what the image features allow, as EuroSAT's and DTD's names do for CLIP.
     """
-    return tuple(world.UNSEEN_COLOR_WORDS[c] if i % 2 == 0 else world.COLOR_SYNONYMS[c][0]
-                 for i, c in enumerate(_colors()))
+    return tuple(unseen[v] if i % 2 == 0 else rare[v][which] for i, v in enumerate(values))
+
+
+def _rare_color_names() -> tuple[str, ...]:
+    return _half_unseen_names(_colors(), world.UNSEEN_COLOR_WORDS, world.COLOR_SYNONYMS, 0)
+
+
+def _texture_names() -> tuple[str, ...]:
+    return _half_unseen_names(world.FILLS, world.UNSEEN_FILL_WORDS, world.FILL_WORDS, -1)
 
 
 def _fine_grained_classes() -> list[tuple[str, str]]:
@@ -91,9 +99,9 @@ TASKS: dict[str, Task] = {
                                                 shape=_fine_grained_classes()[y][1], count=1),
         per_class=(16, 4, 8), description="fine-grained: color and shape, 80 classes"),
     "textures": Task(
-        classnames=world.FILLS, template="a {} texture.",
+        classnames=_texture_names(), template="a {} texture.",
         scene=lambda y, rng: world.sample_scene(rng, fill=world.FILLS[y], count=1),
-        description="textures (fills), like DTD"),
+        description="textures (fills), named like DTD's classes: some by words the captions never use"),
     "rare_names": Task(
         classnames=_rare_color_names(),
         template="a centered photo of {}.",

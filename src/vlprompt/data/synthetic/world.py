@@ -52,6 +52,12 @@ UNSEEN_COLOR_WORDS: dict[str, str] = {
     "blue": "navy", "purple": "plum", "pink": "salmon", "brown": "umber",
 }
 FILLS: tuple[str, ...] = ("solid", "striped", "dotted", "checkered", "outline")
+#: Real texture words that no caption ever uses (a test guards this): the textures task
+#: names half its classes with them.
+UNSEEN_FILL_WORDS: dict[str, str] = {
+    "solid": "uniform", "striped": "banded", "dotted": "speckled", "checkered": "tartan",
+    "outline": "contour",
+}
 FILL_WORDS = {
     "solid": ("solid", "plain", "filled"),
     "striped": ("striped", "stripy", "lined"),
