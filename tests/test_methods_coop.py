@@ -84,6 +84,30 @@ def test_class_chunking_and_checkpointing_are_exact(tiny_vit):
         assert torch.allclose(plain.logits_from_features(feats), chunked.logits_from_features(feats), atol=1e-5)
 
 
+def test_automatic_chunking_switches_on_for_many_prompts_and_is_exact(tiny_vit, monkeypatch):
+    from vlprompt.methods.components import prompts as prompts_module
+
+    few = create_method("coop", tiny_vit, NAMES, n_ctx=3)
+    assert few.prompts.chunk_plan() == (3, False)  # one call, no recomputation
+    monkeypatch.setattr(prompts_module, "AUTO_MAX_PROMPTS", 4)
+    monkeypatch.setattr(prompts_module, "AUTO_CHUNK_PROMPTS", 2)
+    names = [f"class {i}" for i in range(7)]
+    auto = create_method("coop", tiny_vit, names, n_ctx=3, generator=torch.Generator().manual_seed(0))
+    one_call = create_method("coop", tiny_vit, names, n_ctx=3, text_chunk=7)
+    one_call.load_learned(auto.learned_state())
+    assert auto.prompts.chunk_plan() == (2, True) and one_call.prompts.chunk_plan() == (7, False)
+    assert auto.prompts.chunk_plan(batch=2) == (1, True)  # per-image prompts count too
+    calls = []
+    monkeypatch.setattr(prompts_module, "checkpoint", lambda fn, *a, **kw: calls.append(1) or fn(*a))
+    feats = torch.randn(4, tiny_vit.embed_dim, generator=torch.Generator().manual_seed(5))
+    grads = []
+    for m in (auto, one_call):
+        loss = m.logits_from_features(feats).logsumexp(-1).sum()
+        grads.append(torch.autograd.grad(loss, [m.learned.ctx])[0])
+    assert len(calls) == 4  # ceil(7 / 2) checkpointed chunks, all from the automatic plan
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
 def test_too_long_prompt_is_a_config_error(tiny_vit):
     from vlprompt.errors import ConfigError
 

@@ -34,9 +34,10 @@ class ContextConfig:
     class_specific: bool = option(False, "one context per class (CSC) instead of a unified one")
     class_token_position: Literal["end", "middle", "front"] = option(
         "end", "where the class name sits relative to the context")
-    text_chunk: int = option(0, "encode this many classes per text-encoder call (0: all at once)")
+    text_chunk: int = option(0, "encode this many classes per text-encoder call (0: automatic: one call "
+                                "up to 512 prompts, else calls of 128 prompts with checkpointing)")
     text_checkpointing: bool = option(False, "recompute each class chunk's text activations in "
-                                             "backward (memory for 1000-class datasets)")
+                                             "backward (on by itself for automatic chunks)")
     text_share_prefix: bool = option(True, "encode the positions all classes share ([SOS] + context) "
                                            "once per call; exact, since the text transformer is causal")
 

@@ -67,7 +67,8 @@ class MaPLe(PromptedImageMethod):
                                                "the rest of it stays in the prompt (empty: random)")
         depth: int = option(9, "J: prompted layers, capped by both towers' depth (9 of 12 in the paper)")
         init_std: float = option(0.02, "standard deviation of the random prompt init")
-        text_chunk: int = option(0, "encode this many classes per text-encoder call (0: all at once)")
+        text_chunk: int = option(0, "encode this many classes per text-encoder call (0: automatic, "
+                                    "one call up to 512 classes)")
 
         def __post_init__(self) -> None:
             if self.n_ctx < 1 or self.depth < 1:

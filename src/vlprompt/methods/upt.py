@@ -61,7 +61,8 @@ class UPT(PromptedImageMethod):
         dropout: float = option(0.1, "dropout in the generator")
         init_std: float = option(0.02, "standard deviation of the prompt init")
         ctx_init: str = option("", "joint: phrase initialising the CoOp context (then n_text = its tokens)")
-        text_chunk: int = option(0, "encode this many classes per text-encoder call (0: all at once)")
+        text_chunk: int = option(0, "encode this many classes per text-encoder call (0: automatic, "
+                                    "one call up to 512 classes)")
 
         def __post_init__(self) -> None:
             if self.n_text < 1 or self.n_visual < 1:

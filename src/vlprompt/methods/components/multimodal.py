@@ -62,7 +62,7 @@ def encode_class_prompts(prompts: ClassPrompts, ctx: torch.Tensor,
     if prompts.position != "end":
         raise ConfigError("deep text prompts need the class token at the end of the prompt")
     k = prompts.num_classes
-    step = prompts.chunk if prompts.chunk > 0 else k
+    step = prompts.chunk_plan()[0]
     outs = []
     for start in range(0, k, step):
         classes = slice(start, min(start + step, k))

@@ -25,6 +25,10 @@ from ...backbones.base import VLBackbone
 from ...errors import ConfigError
 
 Position = Literal["end", "middle", "front"]
+#: Automatic chunking (chunk = 0): one text-encoder call up to this many prompts ...
+AUTO_MAX_PROMPTS = 512
+#: ... and above it calls of this many prompts, each recomputed in backward.
+AUTO_CHUNK_PROMPTS = 128
 
 
 def classname_text(name: str) -> str:
@@ -167,6 +171,21 @@ class ClassPrompts(nn.Module):
             return feats.view(b, k, -1)  # (B, k, D)
         return self.backbone.encode_text_embeddings(prompts, eot)  # (k, D)
 
+    def chunk_plan(self, batch: int = 1) -> tuple[int, bool]:
+        """Classes per text-encoder call, and whether to checkpoint each call.
+
+        `chunk` > 0 is taken as given. With `chunk` = 0 (automatic) every class goes in one
+        call while there are at most AUTO_MAX_PROMPTS prompts (classes x images); above that,
+        calls of about AUTO_CHUNK_PROMPTS prompts with checkpointing, so that a 1000-class
+        dataset trains in bounded memory (docs/performance.md, target (d)).
+        """
+        k = self.num_classes
+        if self.chunk > 0:
+            return self.chunk, self.checkpointing
+        if k * batch <= AUTO_MAX_PROMPTS:
+            return k, self.checkpointing
+        return max(1, AUTO_CHUNK_PROMPTS // batch), True
+
     def encode(self, ctx: torch.Tensor, per_image: bool = False) -> torch.Tensor:
         """Normalised text features (K, D), or (B, K, D) with `per_image`, class chunk by chunk.
 
@@ -174,11 +193,11 @@ class ClassPrompts(nn.Module):
         so peak memory follows the chunk size rather than the class count.
         """
         k = self.num_classes
-        step = self.chunk if self.chunk > 0 else k
+        step, checkpointing = self.chunk_plan(ctx.shape[0] if per_image else 1)
         outs = []
         for start in range(0, k, step):
             classes = slice(start, min(start + step, k))
-            if self.checkpointing and torch.is_grad_enabled() and ctx.requires_grad:
+            if checkpointing and torch.is_grad_enabled() and ctx.requires_grad:
                 out = checkpoint(self._encode, ctx, classes, per_image, use_reentrant=False)
             else:
                 out = self._encode(ctx, classes, per_image)
