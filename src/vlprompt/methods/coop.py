@@ -35,7 +35,7 @@ class ContextConfig:
     class_token_position: Literal["end", "middle", "front"] = option(
         "end", "where the class name sits relative to the context")
     text_chunk: int = option(0, "encode this many classes per text-encoder call (0: automatic: one call "
-                                "up to 512 prompts, else calls of 128 prompts with checkpointing)")
+                                "up to 512 prompts, else calls of 256 prompts with checkpointing)")
     text_checkpointing: bool = option(False, "recompute each class chunk's text activations in "
                                              "backward (on by itself for automatic chunks)")
     text_share_prefix: bool = option(True, "encode the positions all classes share ([SOS] + context) "

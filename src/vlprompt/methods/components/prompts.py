@@ -28,7 +28,7 @@ Position = Literal["end", "middle", "front"]
 #: Automatic chunking (chunk = 0): one text-encoder call up to this many prompts ...
 AUTO_MAX_PROMPTS = 512
 #: ... and above it calls of this many prompts, each recomputed in backward.
-AUTO_CHUNK_PROMPTS = 128
+AUTO_CHUNK_PROMPTS = 256
 
 
 def classname_text(name: str) -> str:
