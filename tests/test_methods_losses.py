@@ -101,14 +101,30 @@ def test_cocoop_batched_equals_per_image_loop(tiny_vit):
 
 
 def test_cocoop_one_text_encoder_call_per_batch(tiny_vit, monkeypatch):
+    """B images x K classes reach the text tower in one call (shared-prefix or plain path)."""
     method = create_method("cocoop", tiny_vit, NAMES)
     calls = []
-    original = type(tiny_vit).encode_text_embeddings
+    cls = type(tiny_vit)
+    plain, prefixed = cls.encode_text_embeddings, cls.encode_text_prefixed
+    depth = [0]
 
-    def counting(self, embeddings, eot_index, *args, **kw):
-        calls.append(embeddings.shape[0])
-        return original(self, embeddings, eot_index, *args, **kw)
+    def counted(original, rows):
+        def wrapper(self, *args, **kw):
+            if depth[0] == 0:  # the prefixed fallback calls the plain one: count the outer call
+                calls.append(rows(*args))
+            depth[0] += 1
+            try:
+                return original(self, *args, **kw)
+            finally:
+                depth[0] -= 1
+        return wrapper
 
-    monkeypatch.setattr(type(tiny_vit), "encode_text_embeddings", counting)
+    monkeypatch.setattr(cls, "encode_text_embeddings", counted(plain, lambda emb, *a: emb.shape[0]))
+    monkeypatch.setattr(cls, "encode_text_prefixed", counted(prefixed, lambda pre, suf, *a: suf.shape[0]))
     method.logits_from_features(torch.randn(6, tiny_vit.embed_dim))
     assert calls == [6 * len(NAMES)]
+    # and the per-image loop of the reference makes one call per image
+    calls.clear()
+    looped = create_method("cocoop", tiny_vit, NAMES, batched=False)
+    looped.logits_from_features(torch.randn(6, tiny_vit.embed_dim))
+    assert calls == [len(NAMES)] * 6
