@@ -131,8 +131,30 @@ class Protocol:
     title: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
-    def expand(self, grid: GridOptions) -> list[RunSpec]:
+    part: ClassVar[Part] = "all"  # which classes of the source dataset a run trains on
+
+    def targets(self, dataset: str, grid: GridOptions) -> tuple[Target, ...]:
+        """What a run trained on `dataset` is evaluated on."""
         raise NotImplementedError
+
+    def expand(self, grid: GridOptions) -> list[RunSpec]:
+        """Datasets x seeds x shots x methods x epochs, in that nesting (shards depend on it).
+
+        Methods that learn nothing run with 0 shots and no epochs, once per dataset and seed.
+        """
+        self._check(grid)
+        specs: dict[tuple, RunSpec] = {}
+        for dataset in grid.datasets:
+            targets = self.targets(dataset, grid)
+            for seed in grid.seeds:
+                for shots in sorted(grid.shots):
+                    for method in grid.methods:
+                        k = self._shots_for(method, [shots])[0]
+                        for epochs in self._epochs_for(method, grid.epochs):
+                            spec = RunSpec(self.name, method, grid.backbone, dataset, self.part, k,
+                                           seed, targets, epochs, grid.overrides_for(method))
+                            specs.setdefault((method, dataset, k, seed, epochs), spec)
+        return list(specs.values())
 
     def summarise(self, records: list[dict]) -> list:
         """Tables (see `results.tables.Table`) from this protocol's records."""

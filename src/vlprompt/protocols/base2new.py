@@ -20,7 +20,7 @@ from collections.abc import Callable
 from ..metrics import harmonic_mean
 from ..results.stats import Stat
 from ..results.tables import Figure, Panel, Series, Table
-from .base import GridOptions, Protocol, RunSpec, Target
+from .base import GridOptions, Protocol, Target
 from .presets import DATASET_ORDER
 from .summary import (
     average,
@@ -40,20 +40,10 @@ class BaseToNew(Protocol):
     title = "Base-to-new generalization"
     description = "train on base classes, test on base and new classes, harmonic mean"
 
-    def expand(self, grid: GridOptions) -> list[RunSpec]:
-        self._check(grid)
-        specs: dict[tuple, RunSpec] = {}
-        for dataset in grid.datasets:
-            targets = (Target("base", dataset, "base"), Target("new", dataset, "new"))
-            for seed in grid.seeds:
-                for shots in sorted(grid.shots):
-                    for method in grid.methods:
-                        k = self._shots_for(method, [shots])[0]
-                        for epochs in self._epochs_for(method, grid.epochs):
-                            spec = RunSpec(self.name, method, grid.backbone, dataset, "base", k, seed,
-                                           targets, epochs, grid.overrides_for(method))
-                            specs.setdefault((method, dataset, k, seed, epochs), spec)
-        return list(specs.values())
+    part = "base"
+
+    def targets(self, dataset: str, grid: GridOptions) -> tuple[Target, ...]:
+        return (Target("base", dataset, "base"), Target("new", dataset, "new"))
 
     def summarise(self, records: list[dict]) -> tuple[list[Table], list[Figure]]:
         tables: list[Table] = []

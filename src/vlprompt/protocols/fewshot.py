@@ -8,7 +8,7 @@ dataset and seed with 0 shots and appear as a flat line in every shots column.
 from __future__ import annotations
 
 from ..results.tables import Figure, Panel, Series, Table
-from .base import GridOptions, Protocol, RunSpec, Target
+from .base import GridOptions, Protocol, Target
 from .presets import DATASET_ORDER
 from .summary import (
     average,
@@ -27,19 +27,8 @@ class FewShot(Protocol):
     title = "Few-shot classification"
     description = "K shots per class from train, tested on the full test split"
 
-    def expand(self, grid: GridOptions) -> list[RunSpec]:
-        self._check(grid)
-        specs: dict[tuple, RunSpec] = {}
-        for dataset in grid.datasets:
-            for seed in grid.seeds:
-                for shots in sorted(grid.shots):
-                    for method in grid.methods:
-                        k = self._shots_for(method, [shots])[0]
-                        for epochs in self._epochs_for(method, grid.epochs):
-                            spec = RunSpec(self.name, method, grid.backbone, dataset, "all", k, seed,
-                                           (Target("test", dataset),), epochs, grid.overrides_for(method))
-                            specs.setdefault((method, dataset, k, seed, epochs), spec)
-        return list(specs.values())
+    def targets(self, dataset: str, grid: GridOptions) -> tuple[Target, ...]:
+        return (Target("test", dataset),)
 
     def summarise(self, records: list[dict]) -> tuple[list[Table], list[Figure]]:
         tables: list[Table] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..results.tables import Figure, Panel, Series, Table
-from .base import GridOptions, Protocol, RunSpec, Target
+from .base import GridOptions, Protocol, Target
 from .presets import default_targets
 from .summary import (
     average,
@@ -33,21 +33,9 @@ class Transfer(Protocol):
 
     preset = "paper"
 
-    def expand(self, grid: GridOptions) -> list[RunSpec]:
-        self._check(grid)
-        specs: dict[tuple, RunSpec] = {}
-        for source in grid.datasets:
-            names = grid.targets or default_targets(self.name, source, self.preset)
-            targets = (Target(source, source), *(Target(t, t) for t in names if t != source))
-            for seed in grid.seeds:
-                for shots in sorted(grid.shots):
-                    for method in grid.methods:
-                        k = self._shots_for(method, [shots])[0]
-                        for epochs in self._epochs_for(method, grid.epochs):
-                            spec = RunSpec(self.name, method, grid.backbone, source, "all", k, seed,
-                                           targets, epochs, grid.overrides_for(method))
-                            specs.setdefault((method, source, k, seed, epochs), spec)
-        return list(specs.values())
+    def targets(self, dataset: str, grid: GridOptions) -> tuple[Target, ...]:
+        names = grid.targets or default_targets(self.name, dataset, self.preset)
+        return (Target(dataset, dataset), *(Target(t, t) for t in names if t != dataset))
 
     def summarise(self, records: list[dict]) -> tuple[list[Table], list[Figure]]:
         tables: list[Table] = []
