@@ -11,6 +11,7 @@ from PIL import Image
 from scipy.io import savemat
 
 from vlprompt.data import DatasetError, dataset_status, list_datasets, load_dataset
+from vlprompt.data.classsplit import labels_within
 from vlprompt.data.datasets.imagenet import subset_wnids
 
 BENCHMARKS = ["imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101",
@@ -405,6 +406,8 @@ def test_imagenet_a_r_map_200_classes_onto_imagenet(tmp_path, imagenet_names, na
     mapping = data.info["imagenet_labels"]
     assert [imagenet_names[mapping[i]] for i in (0, 57, 199)] == chosen
     assert mapping == sorted(mapping)
+    # so a 1000-way ImageNet head can be scored on these 200 classes (engine.runner.evaluate_run)
+    assert labels_within(data, [f"thing {w}" for w in imagenet_names]) == mapping
     assert len(data.info["missing_classes"]) == 197
     img(image_dir / "n00000001" / "0.jpg")  # an ImageNet class outside the subset
     with pytest.raises(DatasetError, match="n00000001"):

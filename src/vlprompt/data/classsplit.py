@@ -14,14 +14,36 @@ from typing import Literal
 from .types import DatasetSplits, Item
 
 Part = Literal["base", "new", "all"]
+#: `DatasetSplits.info` key of a dataset whose classes are a subset of a larger label space
+#: (ImageNet-A/R of ImageNet's 1000): the label of each of its classes there.
+SUBSET_LABELS = "imagenet_labels"
 #: Lists in `DatasetSplits.info` that hold one entry per class.
-PER_CLASS_INFO = ("wnids", "imagenet_labels")
+PER_CLASS_INFO = ("wnids", SUBSET_LABELS)
 
 
 def base_new_labels(num_classes: int) -> tuple[range, range]:
     """Labels of the base classes and of the new classes."""
     cut = math.ceil(num_classes / 2)
     return range(cut), range(cut, num_classes)
+
+
+def labels_within(dataset: DatasetSplits, classnames: list[str]) -> list[int] | None:
+    """Where each class of `dataset` sits among `classnames`, if the dataset is a subset of them.
+
+    A dataset that lists its labels in a larger label space (`info[SUBSET_LABELS]`, as
+    ImageNet-A/R do for ImageNet) lets a classifier trained on the larger space be scored on
+    its logits for those classes only, as the papers do for ImageNet's linear probe on the
+    200-class test sets. The class names must agree too, so that a mapping cannot silently
+    point at other classes. None: not such a subset.
+    """
+    labels = dataset.info.get(SUBSET_LABELS)
+    if not isinstance(labels, list) or len(labels) != dataset.num_classes:
+        return None
+    if not all(isinstance(i, int) and 0 <= i < len(classnames) for i in labels):
+        return None
+    if any(classnames[i] != name for i, name in zip(labels, dataset.classnames, strict=True)):
+        return None
+    return list(labels)
 
 
 def split_base_new(dataset: DatasetSplits, part: Part) -> DatasetSplits:

@@ -78,9 +78,14 @@ def method_logits(method, *, features: torch.Tensor | None = None, items: Sequen
 
 def evaluate_method(method, items: Sequence[Item], *, features: torch.Tensor | None = None,
                     batch_size: int = 128, workers: int = 0, amp_dtype: torch.dtype | None = None,
-                    progress: bool = False, desc: str = "evaluate") -> dict:
+                    progress: bool = False, desc: str = "evaluate",
+                    class_subset: Sequence[int] | None = None) -> dict:
     """Accuracy of a method on items; methods with several variants (random prompts over
-    seeds) report the mean of the variants' metrics and each variant's top-1."""
+    seeds) report the mean of the variants' metrics and each variant's top-1.
+
+    With `class_subset`, item label i is the method's class `class_subset[i]` and only those
+    logits compete (a 1000-way head scored on a 200-class test set).
+    """
     if not items:
         raise ValueError("the evaluation split is empty")
     labels = torch.tensor([it.label for it in items])
@@ -93,7 +98,9 @@ def evaluate_method(method, items: Sequence[Item], *, features: torch.Tensor | N
         logits = method_logits(method, features=features, items=items, transform=transform,
                                batch_size=batch_size, workers=workers, amp_dtype=amp_dtype,
                                progress=progress, desc=desc)
-        runs.append(classification_metrics(logits, labels, method.num_classes))
+        if class_subset is not None:
+            logits = logits[:, list(class_subset)]
+        runs.append(classification_metrics(logits, labels, logits.shape[1]))
     if n_variants > 1:
         method.variant = 0
     if len(runs) == 1:

@@ -18,6 +18,7 @@ import torch
 
 from ..backbones import VLBackbone, load_backbone
 from ..config import apply_text_overrides, from_dict, parse_overrides, to_dict
+from ..data.classsplit import labels_within
 from ..data.fewshot import sample_fewshot
 from ..data.images import drop_unreadable
 from ..data.registry import load_dataset
@@ -144,10 +145,11 @@ def screen_images(data: DatasetSplits, skip: bool, workers: int = 0,
     return data, skipped
 
 
-def _evaluate(model: Method, items: list[Item], workers: int, progress: bool, cache_dir=None) -> dict:
+def _evaluate(model: Method, items: list[Item], workers: int, progress: bool, cache_dir=None,
+              class_subset: list[int] | None = None) -> dict:
     trainer = Trainer(model, TrainConfig(), seed=0, workers=workers, progress=progress,
                       cache=FeatureCache(cache_dir) if cache_dir else None)
-    return trainer.evaluate(items, desc="test")
+    return trainer.evaluate(items, desc="test", class_subset=class_subset)
 
 
 def evaluate_run(run: str | Path, *, dataset: str | DatasetSplits | None = None,
@@ -157,7 +159,9 @@ def evaluate_run(run: str | Path, *, dataset: str | DatasetSplits | None = None,
     """Test accuracy of a saved run or prompt file, on its own dataset or another one.
 
     With another dataset whose classes differ, methods that can move to new classes do so
-    (`set_classnames`); the others must see the same class names.
+    (`set_classnames`); the others are scored on their logits for the dataset's classes
+    when it is a labelled subset of theirs (ImageNet-A/R for a 1000-way ImageNet head,
+    `labels_within`), and must otherwise see the same class names.
     """
     data_cfg, weights = read_method_config(run)
     bb = _backbone(backbone, device) if backbone is not None else None
@@ -169,16 +173,22 @@ def evaluate_run(run: str | Path, *, dataset: str | DatasetSplits | None = None,
         dataset = name
         root = root if root is not None else data_cfg.get("root")
     data = _dataset(dataset, root)
+    subset = None
     if list(data.classnames) != model.classnames:
-        model.set_classnames(data.classnames)
+        if not model.spec.can_change_classes:
+            subset = labels_within(data, model.classnames)
+        if subset is None:
+            model.set_classnames(data.classnames)
     if not data.test:
         raise ConfigError(f"{data.name} has no test split")
     data, skipped = screen_images(data, skip_bad_images, workers, splits=("test",))
     if not data.test:
         raise ConfigError(f"no readable test images in {data.name}")
-    metrics = _evaluate(model, data.test, workers, progress, cache_dir)
+    metrics = _evaluate(model, data.test, workers, progress, cache_dir, subset)
     out = {**metrics, "dataset": data.name, "method": model.name, "backbone": model.backbone.spec,
            "run": str(run)}
+    if subset is not None:
+        out["scored_classes"] = f"{len(subset)} of the method's {model.num_classes}"
     if skip_bad_images:
         out["skipped_images"] = len(skipped)
     return out

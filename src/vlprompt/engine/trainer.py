@@ -106,10 +106,12 @@ class Trainer:
         return self.cache.features(bb, items, bb.preprocess(train=False), batch_size=self.cfg.eval_batch_size,
                                    workers=self.workers, amp_dtype=self.amp_dtype, progress=self.progress)
 
-    def evaluate(self, items: Sequence[Item], desc: str = "evaluate") -> dict:
+    def evaluate(self, items: Sequence[Item], desc: str = "evaluate",
+                 class_subset: Sequence[int] | None = None) -> dict:
         return evaluate_method(self.method, items, features=self.eval_features(items),
                                batch_size=self.cfg.eval_batch_size, workers=self.workers,
-                               amp_dtype=self.amp_dtype, progress=self.progress, desc=desc)
+                               amp_dtype=self.amp_dtype, progress=self.progress, desc=desc,
+                               class_subset=class_subset)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: Sequence[Item], val: Sequence[Item] = (), resume: bool = False) -> FitResult:
