@@ -176,12 +176,20 @@ def pretrain(cfg: PretrainConfig, out_dir: Path) -> Path:
     _save(model, weights, save_file, half=True)
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     provenance = {
-        "command": "vlprompt pretrain-tiny " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["pretrain-tiny"] else sys.argv[1:]),
+        "command": command_line(cfg, out_dir),
         "config": asdict(cfg), "sha256": digest, "seconds": time.time() - t0,
         "torch": torch.__version__, "held_out_combos": sorted(map(list, world.held_out_combos())),
     }
     (out_dir / "provenance.json").write_text(json.dumps(provenance, indent=2))
     return weights
+
+
+def command_line(cfg: PretrainConfig, out_dir: Path) -> str:
+    """The `vlprompt pretrain-tiny` command that reproduces `cfg` (options that differ from the
+    defaults), whether pretraining was started from the command line or from Python."""
+    defaults = asdict(PretrainConfig())
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in asdict(cfg).items() if v != defaults[k]]
+    return " ".join(["vlprompt pretrain-tiny", *flags, f"--out {out_dir}"])
 
 
 def _save(model: nn.Module, path: Path, save_file, half: bool = False) -> None:
