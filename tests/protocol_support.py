@@ -9,8 +9,8 @@ from safetensors.torch import save_file
 
 
 def fixed_backbone(folder: Path, config_path: str) -> str:
-    """A spec for the tiny test ViT with weights saved to a file, so every process gets the
-    same checksum (a random init differs per process and would change every run's hash)."""
+    """A spec for the tiny test ViT with weights saved to a file: the checkpoint path users
+    take (random-weight specs are the same in every process too, see RANDOM_INIT_SEED)."""
     from vlprompt.backbones import load_backbone
 
     weights = folder / "tiny-vit.safetensors"

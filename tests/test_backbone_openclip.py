@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import time
 
 import open_clip
@@ -122,10 +124,28 @@ def test_pickle_that_runs_code_is_refused(tmp_path):
 
 
 def test_checksum_identifies_weights(model_configs, tiny_vit):
-    torch.manual_seed(123)
     other = load_backbone(f"openclip:{model_configs['vit']}")
+    assert other.checksum() == tiny_vit.checksum()
+    with torch.no_grad():
+        other.model.text_projection[0, 0] += 1e-3
+    other._checksum = None  # noqa: SLF001 - the cached digest of the unchanged weights
     assert other.checksum() != tiny_vit.checksum()
     assert tiny_vit.backbone_id.startswith(tiny_vit.spec)
+
+
+def test_random_weights_are_the_same_in_every_process(model_configs, tiny_vit):
+    """Random-weight specs must not depend on the caller's RNG, nor change it (run hashes and
+    feature caches of a random-weight backbone then hold across processes)."""
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    again = load_backbone(f"openclip:{model_configs['vit']}")
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert again.checksum() == tiny_vit.checksum()
+    code = ("import sys; from vlprompt.backbones import load_backbone; "
+            "print(load_backbone('openclip:' + sys.argv[1]).checksum())")
+    out = subprocess.run([sys.executable, "-c", code, model_configs["vit"]], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip().splitlines()[-1] == tiny_vit.checksum()
 
 
 @pytest.mark.parametrize("spec, pattern", [

@@ -24,7 +24,7 @@ def run(capsys, *argv):
 
 @pytest.fixture(scope="module")
 def fixed_backbone(model_configs, tiny_vit, tmp_path_factory) -> str:
-    """A spec that loads the same weights every time (random specs draw new weights per load)."""
+    """A spec that loads the test ViT's weights from a file: the checkpoint path users take."""
     from safetensors.torch import save_file
 
     path = tmp_path_factory.mktemp("weights") / "tiny_vit.safetensors"

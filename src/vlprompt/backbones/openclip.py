@@ -1,6 +1,6 @@
 """Any open_clip model behind the `VLBackbone` interface.
 
-Specs: `openclip:<arch>` (random weights), `openclip:<arch>@<tag>` (an open_clip weight tag
+Specs: `openclip:<arch>` (random weights from a fixed seed), `openclip:<arch>@<tag>` (an open_clip weight tag
 such as `openai`), `openclip:<arch>@<file>` (a local checkpoint: open_clip or OpenAI state
 dict, safetensors, or the original `clip` package's TorchScript archive), and
 `openclip:<config.json>[@<file>]` for a user's own model config.
@@ -32,6 +32,9 @@ from .prefix import BlockParts
 from .transforms import OPENAI_MEAN, OPENAI_STD, build_transform
 
 log = logging.getLogger(__name__)
+#: Random-weight specs (`openclip:<arch>`, `openclip:<config.json>`) draw their weights from
+#: this seed, so they are the same model, checksum and run hashes in every process.
+RANDOM_INIT_SEED = 0
 
 
 def _open_clip():
@@ -189,7 +192,9 @@ def build_open_clip_model(arch: str, weights: str | None) -> tuple[nn.Module, di
         except Exception as exc:  # noqa: BLE001 - network failures come in many types
             raise _offline_error(arch, weights, cfg, type(exc).__name__) from None
         return model, dict(model.visual.preprocess_cfg)
-    model = oc.create_model(arch, pretrained=None, device="cpu")
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(RANDOM_INIT_SEED)
+        model = oc.create_model(arch, pretrained=None, device="cpu")
     return model, dict(model.visual.preprocess_cfg)
 
 

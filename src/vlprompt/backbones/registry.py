@@ -1,6 +1,6 @@
 """`load_backbone(spec)`: one string names any supported model.
 
-- `openclip:<arch>`                random weights (tests, timing)
+- `openclip:<arch>`                random weights, the same in every process (tests, timing)
 - `openclip:<arch>@<tag>`          an open_clip weight tag, e.g. `openclip:ViT-B-16@openai`
 - `openclip:<arch>@<file>`         a local checkpoint (open_clip, OpenAI .pt, safetensors)
 - `openclip:<config.json>[@<file>]` a user's own architecture
