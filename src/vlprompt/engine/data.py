@@ -45,12 +45,18 @@ class SeededImageDataset(Dataset):
     """(image tensor, label, index); with a seed, image i is transformed under seed (seed, i).
 
     torchvision's random transforms draw from torch's global generator; it is forked per
-    item so the caller's random state is untouched.
+    item so the caller's random state is untouched. `indices[i]` replaces i in the seed when
+    the items are a share of a longer list (a distributed rank's), so every image gets the
+    augmentation it gets in the whole list.
     """
 
-    def __init__(self, items: Sequence[Item], transform: Callable, seed: int | None = None):
+    def __init__(self, items: Sequence[Item], transform: Callable, seed: int | None = None,
+                 indices: Sequence[int] | None = None):
+        if indices is not None and len(indices) != len(items):
+            raise ValueError(f"{len(indices)} seed indices for {len(items)} items")
         self.base = ImageDataset(items, transform)
         self.seed = seed
+        self.indices = indices
 
     def __len__(self) -> int:
         return len(self.base)
@@ -59,15 +65,16 @@ class SeededImageDataset(Dataset):
         if self.seed is None:
             return self.base[index]
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(mix_seed(self.seed, index))
+            torch.manual_seed(mix_seed(self.seed, index if self.indices is None else int(self.indices[index])))
             return self.base[index]
 
 
 def image_loader(items: Sequence[Item], transform: Callable, *, seed: int | None = None,
                  batch_size: int = 64, batches: list[torch.Tensor] | None = None,
-                 workers: int = 0, device: torch.device | str = "cpu") -> DataLoader:
+                 workers: int = 0, device: torch.device | str = "cpu",
+                 indices: Sequence[int] | None = None) -> DataLoader:
     """Loader in item order, or over explicit index batches (training)."""
-    dataset = SeededImageDataset(items, transform, seed)
+    dataset = SeededImageDataset(items, transform, seed, indices)
     pin = torch.device(device).type == "cuda"
     if batches is not None:
         return DataLoader(dataset, batch_sampler=[b.tolist() for b in batches], num_workers=workers,

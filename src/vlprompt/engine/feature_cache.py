@@ -131,12 +131,16 @@ class FeatureCache:
             self.hits += 1
             return cached
         self.misses += 1
-        feats = encode_items(backbone, items, transform, seed=None if aug_seed is None else (aug_seed, view),
-                             batch_size=batch_size, workers=workers, amp_dtype=amp_dtype,
-                             desc=f"features (view {view})" if aug_seed is not None else "features",
-                             progress=progress)
+        feats = self.encode(backbone, items, transform, seed=None if aug_seed is None else (aug_seed, view),
+                            batch_size=batch_size, workers=workers, amp_dtype=amp_dtype,
+                            desc=f"features (view {view})" if aug_seed is not None else "features",
+                            progress=progress)
         self.save(key, feats)
         return feats
+
+    def encode(self, backbone: VLBackbone, items: Sequence[Item], transform: Callable, **kw) -> torch.Tensor:
+        """Features (N, D) of a cache miss (a distributed cache encodes its share and gathers)."""
+        return encode_items(backbone, items, transform, **kw)
 
     def views(self, backbone: VLBackbone, items: Sequence[Item], transform: Callable, n_views: int,
               aug_seed: int, **kw) -> torch.Tensor:
@@ -149,13 +153,14 @@ class FeatureCache:
 def encode_items(backbone: VLBackbone, items: Sequence[Item], transform: Callable, *,
                  seed: tuple[int, int] | None = None, batch_size: int = 128, workers: int = 0,
                  amp_dtype: torch.dtype | None = None, desc: str = "features",
-                 progress: bool = False) -> torch.Tensor:
-    """Image features (N, D), fp32 on the CPU, in item order."""
+                 progress: bool = False, indices: Sequence[int] | None = None) -> torch.Tensor:
+    """Image features (N, D), fp32 on the CPU, in item order (`indices`: the items' places in
+    a longer list, which seed their augmentation; see `SeededImageDataset`)."""
     from .data import mix_seed
 
     device = backbone.device
     loader = image_loader(items, transform, seed=None if seed is None else mix_seed(*seed),
-                          batch_size=batch_size, workers=workers, device=device)
+                          batch_size=batch_size, workers=workers, device=device, indices=indices)
     outs = []
     for images, _, _ in tqdm(loader, desc=desc, disable=not progress, file=sys.stderr, leave=False):
         with autocast_context(device, amp_dtype):

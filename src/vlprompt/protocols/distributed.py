@@ -10,7 +10,13 @@ equal shares the update equals the single-process one, so results do not depend 
 number of processes. The engine's loop is reused unchanged: `DistributedTrainer` only
 slices batches and adds the hooks. Rank 0 writes the run folder; the other ranks keep
 their checkpoints in `<out>/.rank<r>/` so that `--resume` continues every rank in step.
-Backend: NCCL with GPUs, gloo on CPUs. Evaluation still runs in full on every rank.
+Backend: NCCL with GPUs, gloo on CPUs.
+
+Frozen image features (the training views and the evaluation splits) are encoded once
+over the processes: on a cache miss each rank encodes every world-th image, with the
+augmentation that image gets in a one-process run, and the shares are gathered
+(`ShardedFeatureCache`), so the cache files equal the one-process ones. Methods that prompt
+the image tower have no feature cache; their evaluation runs in full on every rank.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..backbones.base import VLBackbone
 from ..data.types import Item
 from ..engine import runner
+from ..engine.feature_cache import FeatureCache, FeatureKey, encode_items
 from ..engine.trainer import Trainer
 from ..methods.base import Batch
 
@@ -47,13 +55,57 @@ def shard_batch(batch: Batch, rank: int, size: int) -> Batch:
     return Batch(labels=pick(batch.labels), images=pick(batch.images), features=pick(batch.features))
 
 
+def gather_rows(local: torch.Tensor, n: int, rank: int, size: int) -> torch.Tensor:
+    """Every rank's rows `rank::size` of an (n, ...) tensor -> the whole tensor, in order, on the CPU."""
+    if n == 0:
+        return local.cpu()
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    per = -(-n // size)
+    padded = torch.zeros((per, *local.shape[1:]), dtype=local.dtype, device=device)
+    padded[:len(local)] = local.to(device)
+    parts = [torch.empty_like(padded) for _ in range(size)]
+    dist.all_gather(parts, padded)
+    out = torch.empty((n, *local.shape[1:]), dtype=local.dtype)
+    for r, part in enumerate(parts):
+        out[r::size] = part[:len(range(r, n, size))].cpu()
+    return out
+
+
+class ShardedFeatureCache(FeatureCache):
+    """A feature cache whose misses are encoded once over the ranks, each its share.
+
+    The ranks agree on hit or miss (a rank on another machine may have its own cache
+    folder), so every rank takes part in the same gathers.
+    """
+
+    def __init__(self, cache: FeatureCache, rank: int, size: int):
+        super().__init__(cache.root, enabled=cache.enabled)
+        self.rank, self.size = rank, size
+
+    def load(self, key: FeatureKey) -> torch.Tensor | None:
+        cached = super().load(key)
+        flag = torch.tensor([float(cached is not None)])
+        if dist.get_backend() == "nccl":
+            flag = flag.cuda()
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return cached if flag.item() == 1.0 else None
+
+    def encode(self, backbone: VLBackbone, items: Sequence[Item], transform, **kw) -> torch.Tensor:
+        idx = list(range(self.rank, len(items), self.size))
+        if self.rank != 0:
+            kw["progress"] = False
+        local = encode_items(backbone, [items[i] for i in idx], transform, indices=idx, **kw)
+        return gather_rows(local, len(items), self.rank, self.size)
+
+
 class DistributedTrainer(Trainer):
-    """The engine's Trainer with per-rank batch shards and gradient averaging."""
+    """The engine's Trainer with per-rank batch shards, gradient averaging and shared feature encoding."""
 
     def __init__(self, method, cfg, **kw):
         super().__init__(method, cfg, **kw)
         self.rank, self.size = world()
         if self.size > 1:
+            self.cache = ShardedFeatureCache(self.cache, self.rank, self.size)
             if self.rank != 0:
                 self.progress = False
             for p in method.trainable_parameters():
