@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vlprompt.backbones import BackboneError, NeedsViTError, load_backbone
-from vlprompt.backbones.checkpoints import UnsafeFileError, read_state_dict
+from vlprompt.backbones.checkpoints import TRUST_TORCHSCRIPT, UnsafeFileError, read_state_dict
 
 TEXTS = ["a photo of a cat.", "a photo of a very small and rather fluffy dog on a red sofa.", "x"]
 
@@ -102,13 +102,57 @@ def test_torchscript_archive_is_built_as_openai_clip(tmp_path):
     scripted = torch.jit.script(ref.model)
     path = tmp_path / "ViT-tiny.pt"
     torch.jit.save(scripted, str(path))
-    loaded = load_backbone(f"openclip:{config}@{path}")
+    reference = {k: v.float() for k, v in torch.jit.load(str(path)).state_dict().items()}
+    with pytest.MonkeyPatch.context() as mp:  # the archive is read as data: no TorchScript runs
+        mp.setattr(torch.jit, "load", lambda *a, **k: pytest.fail("torch.jit.load was called"))
+        state = read_state_dict(path)
+        loaded = load_backbone(f"openclip:{config}@{path}")
+    assert set(state) == set(reference) and all(torch.equal(state[k], reference[k]) for k in reference)
     images = torch.randn(2, 3, 32, 32)
     assert torch.allclose(loaded.encode_images(images), ref.encode_images(images), atol=1e-5)
     assert torch.allclose(loaded.encode_texts(TEXTS), ref.encode_texts(TEXTS), atol=1e-5)
     # QuickGELU, as OpenAI trained it
     act = loaded.model.visual.transformer.resblocks[0].mlp.gelu
     assert type(act).__name__ == "QuickGELU"
+
+
+def test_fp16_torchscript_archive_reads_as_fp32(tmp_path):
+    module = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2)).half())
+    path = tmp_path / "half.pt"
+    torch.jit.save(module, str(path))
+    state = read_state_dict(path)
+    assert list(state) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert all(v.dtype == torch.float32 for v in state.values())
+    assert torch.equal(state["0.weight"], module.state_dict()["0.weight"].float())
+    with pytest.MonkeyPatch.context() as mp:  # the opt-in for archives the reader refuses
+        mp.setenv(TRUST_TORCHSCRIPT, "1")
+        trusted = read_state_dict(path)
+    assert all(torch.equal(trusted[k], v) for k, v in state.items())
+
+
+def _archive_with_pickle(path, payload: bytes) -> None:
+    """A zip laid out like a TorchScript archive whose data.pkl is `payload`."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("evil/data.pkl", payload)
+        zf.writestr("evil/constants.pkl", pickle.dumps(()))
+        zf.writestr("evil/version", "3\n")
+
+
+def test_torchscript_archive_that_would_run_code_is_refused(tmp_path, capfd):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    _archive_with_pickle(path, pickle.dumps({"weight": Evil()}, protocol=2))
+    with pytest.raises(UnsafeFileError, match=r"names __builtin__\.print"):
+        read_state_dict(path)
+    assert "pwned" not in capfd.readouterr().out
+    _archive_with_pickle(path, b"not a pickle")
+    with pytest.raises(BackboneError, match="not a readable TorchScript archive"):
+        read_state_dict(path)
 
 
 def test_pickle_that_runs_code_is_refused(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from safetensors.torch import load_file, save_file
 
 from conftest import OPENCLIP_TEST_CONFIGS, make_image_folder
 from protocol_support import fixed_backbone
@@ -23,6 +24,16 @@ def private_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory, model_configs) -> str:
     return fixed_backbone(tmp_path_factory.mktemp("bb"), model_configs["vit"])
+
+
+@pytest.fixture(scope="module")
+def other_backbone(backbone, model_configs, tmp_path_factory) -> str:
+    """The same architecture with other weights."""
+    state = load_file(backbone.rsplit("@", 1)[1])
+    state["text_projection"] = state["text_projection"] + 0.01
+    path = tmp_path_factory.mktemp("other") / "other.safetensors"
+    save_file(state, str(path))
+    return f"openclip:{model_configs['vit']}@{path}"
 
 
 @pytest.mark.parametrize("extra, needle", [
@@ -53,11 +64,11 @@ def test_vit_only_method_on_a_resnet(capsys, model_configs, image_folder, tmp_pa
     assert f"{method}' needs a ViT image tower" in line
 
 
-def test_resume_with_another_backbone_or_class_set(capsys, backbone, model_configs, image_folder, tmp_path):
+def test_resume_with_another_backbone_or_class_set(capsys, backbone, other_backbone, image_folder, tmp_path):
     run = tmp_path / "run"
     code, _, err = cli(capsys, *train_argv(backbone, image_folder, run, "--epochs", 1))
     assert code == 0, err
-    other = f"openclip:{model_configs['vit']}"  # same architecture, other (random) weights
+    other = other_backbone
     line = one_line_error(*cli(capsys, *train_argv(other, image_folder, run, "--epochs", 1, "--resume"))[::2])
     assert "different configuration (backbone, backbone_checksum differ)" in line
     make_image_folder(image_folder, {"zebra": 4}, seed=7)  # the class set changed under the run
@@ -67,7 +78,7 @@ def test_resume_with_another_backbone_or_class_set(capsys, backbone, model_confi
     assert "already holds a run" in line
 
 
-def test_saved_prompt_on_an_incompatible_backbone_or_class_set(capsys, backbone, model_configs, image_folder,
+def test_saved_prompt_on_an_incompatible_backbone_or_class_set(capsys, backbone, other_backbone, image_folder,
                                                                tmp_path):
     run = tmp_path / "run"
     code, _, err = cli(capsys, *train_argv(backbone, image_folder, run, "--epochs", 1,
@@ -79,7 +90,7 @@ def test_saved_prompt_on_an_incompatible_backbone_or_class_set(capsys, backbone,
     cfg.write_text(json.dumps(narrow))
     line = one_line_error(*cli(capsys, "eval", "--run", run, "--backbone", f"openclip:{cfg}", "--quiet")[::2])
     assert "does not fit coop on this backbone: saved ctx has shape (3, 2, 64)" in line and "trained with" in line
-    code, _, err = cli(capsys, "eval", "--run", run, "--backbone", f"openclip:{model_configs['vit']}", "--quiet")
+    code, _, err = cli(capsys, "eval", "--run", run, "--backbone", other_backbone, "--quiet")
     assert code == 0 and err.startswith("vlprompt: warning:") and "was trained with backbone" in err, err
     two = make_image_folder(tmp_path / "two", {"ant": 3, "bee": 3})
     line = one_line_error(*cli(capsys, "eval", "--run", run, "--dataset", f"folder:{two}", "--quiet")[::2])
