@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -137,3 +139,22 @@ def test_feature_cache_reused_across_methods(tiny_vit, data, tmp_path):
         m = create_method(name, tiny_vit, data.classnames)
         Trainer(m, cfg, seed=1, cache=cache, progress=False).fit(data.train)
     assert cache.misses == 2 and cache.hits == 2  # two views computed once, reused by the second method
+
+
+def test_data_that_forbids_augmentation_trains_on_plain_images(tiny_vit, data, tmp_path):
+    """The synthetic suite declares `augment_ok=False` (crops cut its small objects away):
+    its runs encode one unaugmented view even though `train.augment` is on by default."""
+    suite = load_dataset("synthetic:counting")
+    assert not suite.augment_ok and data.augment_ok
+    assert TrainConfig().augment and TrainConfig().views > 1
+    run = train("coop", tiny_vit, suite, shots=1, seed=1, out=tmp_path / "run", epochs=1, progress=False,
+                cache_dir=tmp_path / "features")
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["augmentation"] == {"used": False, "flip": False, "dataset_allows": False}
+    assert record["feature_cache"]["misses"] == 2 and run["top1"] >= 0  # one train view, the test split
+    folder = train("coop", tiny_vit, data, shots=1, seed=1, out=tmp_path / "folder", epochs=1, progress=False,
+                   cache_dir=tmp_path / "features", overrides=["train.views=3"])
+    record = json.loads((tmp_path / "folder" / "run.json").read_text())
+    assert record["augmentation"]["used"] and record["feature_cache"]["misses"] == 3 + 1 and folder["top1"] >= 0
+    m = create_method("coop", tiny_vit, suite.classnames, n_ctx=2)
+    assert Trainer(m, TrainConfig(), seed=1, augment=False, progress=False).train_features(suite.train[:3]).shape[0] == 1

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import make_image_folder
 from protocol_support import fixed_backbone
 from vlprompt.api import train
 from vlprompt.methods.base import Batch
@@ -34,9 +35,13 @@ def test_two_process_ddp_matches_one_process(tmp_path, model_configs, monkeypatc
     spec = fixed_backbone(tmp_path, model_configs["vit"])
     cache = tmp_path / "cache"  # a fresh cache: both runs encode their features
     monkeypatch.setenv("VLPROMPT_CACHE", str(cache))
-    common = ["--method", "coop", "--backbone", spec, "--dataset", "synthetic:counting", "--shots", "2",
+    # a folder dataset: augmented views (the synthetic suite trains without augmentation);
+    # 3 shots x 3 classes and 9 test images, so the ranks' shares of the batches (5 and 4) and
+    # of the feature encoding differ in size
+    data = "folder:" + str(make_image_folder(tmp_path / "imgs", {"cat": 9, "dog": 9, "red_fox": 9}))
+    common = ["--method", "coop", "--backbone", spec, "--dataset", data, "--shots", "3",
               "--epochs", "3", "--set", "train.lr=0.5", "--set", "train.views=3"]
-    single = train("coop", spec, "synthetic:counting", shots=2, epochs=3, out=tmp_path / "one", progress=False,
+    single = train("coop", spec, data, shots=3, epochs=3, out=tmp_path / "one", progress=False,
                    overrides=["train.lr=0.5", "train.views=3"], cache_dir=tmp_path / "one-features")
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")

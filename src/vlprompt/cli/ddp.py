@@ -14,8 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ddp-train", help="train one run with distributed data parallel (launch with torchrun)",
                        description="Like `vlprompt train`, across processes: `torchrun --nproc_per_node N -m "
                                    "vlprompt ddp-train ...` (gloo on CPUs, NCCL on GPUs; --nnodes for several "
-                                   "machines). Each process takes a share of every batch and gradients are "
-                                   "averaged, so the result matches a single-process run. Without torchrun it "
+                                   "machines). Each process takes a share of every batch and gradients are summed, "
+                                   "weighted by the shares, so the result matches a single-process run. Without torchrun it "
                                    "runs in one process.")
     p.add_argument("--method", required=True)
     p.add_argument("--backbone", default="tiny")

@@ -18,7 +18,9 @@ class Item:
 class DatasetSplits:
     """A classification dataset: class names in label order, templates and three splits.
 
-    `flip_ok` says whether a horizontal flip keeps the label (False for left/right tasks).
+    `flip_ok` says whether a horizontal flip keeps the label (False for left/right tasks);
+    `augment_ok` whether the papers' training augmentation (random resized crops of 8-100%
+    of the image, flips) keeps it at all (False: training images are used as they are).
     `info` carries provenance such as the root, the split file and few-shot settings.
     """
 
@@ -29,6 +31,7 @@ class DatasetSplits:
     val: list[Item]
     test: list[Item]
     flip_ok: bool = True
+    augment_ok: bool = True
     info: dict = field(default_factory=dict)
 
     @property

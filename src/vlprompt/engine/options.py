@@ -30,7 +30,8 @@ class TrainConfig:
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
         "auto", "autocast dtype; auto: bf16 on GPU, fp32 on CPU (CPU autocast is slower here)")
-    augment: bool = option(True, "random resized crop + flip on training images")
+    augment: bool = option(True, "random resized crop + flip on training images, where the dataset "
+                                 "allows it (the synthetic suite does not)")
     views: int = option(10, "augmented views per image kept in the feature cache")
     cache_features: bool = option(True, "cache frozen image features on disk (methods that allow it)")
     eval_every: int = option(0, "evaluate on the few-shot val split every N epochs (0: never)")

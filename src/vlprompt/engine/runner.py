@@ -99,7 +99,7 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
                   "backbone_checksum": bb.checksum()}
     cache = FeatureCache(cache_dir, enabled=tcfg.cache_features) if cache_dir else None
     trainer = Trainer(model, tcfg, seed=seed, out_dir=out, cache=cache, workers=workers,
-                      flip=data.flip_ok, progress=progress, run_config=run_config)
+                      flip=data.flip_ok, augment=data.augment_ok, progress=progress, run_config=run_config)
     fit = trainer.fit(data.train, data.val, resume=resume)
     t_eval = time.perf_counter()
     metrics = trainer.evaluate(data.test, desc="test") if data.test else None
@@ -111,6 +111,8 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
         "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.test),
         "metrics": {"test": metrics}, "history": fit.history, "selected_epoch": fit.selected_epoch,
         "selection": tcfg.select, "fit_info": fit.info, "resumed_from_epoch": fit.resumed_from,
+        "augmentation": {"used": trainer.augment, "flip": trainer.augment and data.flip_ok,
+                         "dataset_allows": data.augment_ok},
         "feature_cache": {"hits": trainer.cache.hits, "misses": trainer.cache.misses,
                           "used": trainer.use_features and tcfg.cache_features},
         "seconds": {**{k: round(v, 3) for k, v in fit.seconds.items()}, "test": round(eval_seconds, 3),

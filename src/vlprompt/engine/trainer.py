@@ -73,13 +73,14 @@ class Trainer:
 
     def __init__(self, method: Method, cfg: TrainConfig, *, seed: int, out_dir: str | Path | None = None,
                  cache: FeatureCache | None = None, workers: int = 0, flip: bool = True,
-                 progress: bool = True, run_config: dict | None = None):
+                 augment: bool = True, progress: bool = True, run_config: dict | None = None):
         self.method = method
         self.cfg = cfg
         self.seed = seed
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.workers = workers
         self.flip = flip
+        self.augment = cfg.augment and augment  # `augment`: the data allows it (DatasetSplits.augment_ok)
         self.progress = progress
         self.device = method.backbone.device
         self.amp_dtype = amp_dtype_for(cfg.precision, self.device)
@@ -94,7 +95,7 @@ class Trainer:
         bb = self.method.backbone
         kw = dict(batch_size=self.cfg.eval_batch_size, workers=self.workers, amp_dtype=self.amp_dtype,
                   progress=self.progress)
-        if self.cfg.augment:
+        if self.augment:
             return self.cache.views(bb, items, bb.preprocess(train=True, flip=self.flip), self.cfg.views,
                                     aug_seed=VIEW_SEED, **kw)
         return self.cache.features(bb, items, bb.preprocess(train=False), **kw)[None]
@@ -146,8 +147,8 @@ class Trainer:
                 yield Batch(labels=labels[b], features=feats[pick[b], b])
             return
         bb = self.method.backbone
-        transform = bb.preprocess(train=self.cfg.augment, flip=self.flip)
-        seed = mix_seed(self.seed, epoch) if self.cfg.augment else None
+        transform = bb.preprocess(train=self.augment, flip=self.flip)
+        seed = mix_seed(self.seed, epoch) if self.augment else None
         loader = image_loader(train, transform, seed=seed, batches=batches, workers=self.workers,
                               device=self.device)
         for images, y, _ in loader:

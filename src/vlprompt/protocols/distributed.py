@@ -4,10 +4,12 @@
 
 Every process builds the same method (same seed; rank 0's weights are broadcast anyway)
 and walks the same (seed, epoch) batch order; each takes every world-th example of a batch
-(`rank::world`), and a hook on each learned parameter averages its gradient over the
-processes during backward, which is what `DistributedDataParallel` does (unbucketed). With
-equal shares the update equals the single-process one, so results do not depend on the
-number of processes. The engine's loop is reused unchanged: `DistributedTrainer` only
+(`rank::world`), and a hook on each learned parameter sums the ranks' gradients during
+backward, each weighted by the rank's share of the batch (`DistributedDataParallel` takes
+the plain mean, which is right only for equal shares). A loss that is a mean over the
+batch plus terms that do not depend on it (KgCoOp's, the variational KL) then gets exactly
+the one-process gradient, also when the batch does not split evenly (batch 32 on 3 GPUs,
+an epoch's last batch), so results do not depend on the number of processes. The engine's loop is reused unchanged: `DistributedTrainer` only
 slices batches and adds the hooks. Rank 0 writes the run folder; the other ranks keep
 their checkpoints in `<out>/.rank<r>/` so that `--resume` continues every rank in step.
 Backend: NCCL with GPUs, gloo on CPUs.
@@ -108,18 +110,25 @@ class DistributedTrainer(Trainer):
             self.cache = ShardedFeatureCache(self.cache, self.rank, self.size)
             if self.rank != 0:
                 self.progress = False
+            self._share = 1.0 / self.size  # this rank's part of the current batch
             for p in method.trainable_parameters():
                 dist.broadcast(p.data, src=0)
                 p.register_hook(self._average)
 
     def _average(self, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
+        grad = grad.contiguous() * self._share
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad / self.size
+        return grad
 
     def _batches(self, train: Sequence[Item], feats, labels, epoch: int) -> Iterator[Batch]:
         for batch in super()._batches(train, feats, labels, epoch):
-            yield shard_batch(batch, self.rank, self.size) if self.size > 1 else batch
+            if self.size == 1:
+                yield batch
+                continue
+            local = shard_batch(batch, self.rank, self.size)
+            n = len(batch.labels)  # fewer examples than ranks: each rank repeats one, equal shares
+            self._share = len(local.labels) / n if n >= self.size else 1.0 / self.size
+            yield local
 
 
 @contextmanager

@@ -195,5 +195,7 @@ def load_synthetic(arg: str, root: Path | None = None, **_: object) -> DatasetSp
     folder, items = materialise(arg, task)
     return DatasetSplits(
         name=f"synthetic:{arg}", classnames=list(task.classnames), templates=[task.template],
-        flip_ok=task.flip_ok, info={"root": str(folder), "description": task.description,
+        # No crops: a crop of 8% of a 64-pixel scene misses its small objects, and moves or
+        # removes them (position, counting); measured 59.5% -> 78.0% CoOp 4-shot without them.
+        flip_ok=task.flip_ok, augment_ok=False, info={"root": str(folder), "description": task.description,
                                     "suite_version": SUITE_VERSION}, **items)
