@@ -65,3 +65,55 @@ def test_two_process_ddp_matches_one_process(tmp_path, model_configs, monkeypatc
         a, b = load_file(str(path))["features"], load_file(str(theirs[name]))["features"]
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5), name
     assert record["feature_cache"]["misses"] == 4
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+                    reason="torchrun not installed")
+def test_two_process_ddp_shares_image_path_evaluation(tmp_path, model_configs, monkeypatch):
+    """VPT evaluates on images: each rank scores its share of the test split (9 images: 5 and
+    4) and the gathered logits give the one-process accuracy, class by class."""
+    spec = fixed_backbone(tmp_path, model_configs["vit"])
+    monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
+    data = "folder:" + str(make_image_folder(tmp_path / "imgs", {"cat": 9, "dog": 9, "red_fox": 9}))
+    overrides = ["train.batch_size=6", "method.n_tokens=2"]
+    single = train("vpt", spec, data, shots=2, epochs=2, out=tmp_path / "one", progress=False, overrides=overrides)
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "vlprompt", "ddp-train",
+                           "--method", "vpt", "--backbone", spec, "--dataset", data, "--shots", "2", "--epochs", "2",
+                           *[a for o in overrides for a in ("--set", o)], "--out", str(tmp_path / "two"), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "run.json").read_text())["metrics"]["test"]
+    two = json.loads((tmp_path / "two" / "run.json").read_text())["metrics"]["test"]
+    assert two["n_images"] == one["n_images"] == 9
+    assert two["top1"] == pytest.approx(single["top1"]) and two["per_class"] == pytest.approx(one["per_class"])
+    a = load_file(str(tmp_path / "one" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "two" / "weights.safetensors"))
+    assert all((a[k] - b[k]).abs().max() < 1e-4 for k in a)
+
+
+def test_image_path_evaluation_share_is_every_world_th_image(tiny_vit, image_folder, monkeypatch):
+    """Rank 1 of 2 scores test images 1, 3, 5, ... and hands them to the gather."""
+    from vlprompt.data.registry import load_dataset
+    from vlprompt.engine.evaluation import method_logits
+    from vlprompt.engine.options import TrainConfig
+    from vlprompt.methods.registry import create_method
+    from vlprompt.protocols import distributed
+
+    data = load_dataset(f"folder:{make_image_folder(image_folder / 'more', {'a': 9, 'b': 9})}")
+    method = create_method("vpt", tiny_vit, data.classnames, n_tokens=2)
+    trainer = distributed.DistributedTrainer(method, TrainConfig(), seed=0, progress=False)
+    assert trainer.distribute_evaluation() is None  # one process: nothing to share
+    trainer.rank, trainer.size = 1, 2
+    full = method_logits(method, items=data.test, transform=tiny_vit.preprocess())
+    seen = []
+
+    def gather(local, n, rank, size):
+        seen.append((n, rank, size))
+        assert torch.allclose(local, full[1::2], atol=1e-5)
+        return full
+
+    monkeypatch.setattr(distributed, "gather_rows", gather)
+    metrics = trainer.evaluate(data.test)
+    assert seen == [(len(data.test), 1, 2)] and metrics["n_images"] == len(data.test)

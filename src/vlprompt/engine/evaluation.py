@@ -45,6 +45,10 @@ def evaluate(model: Callable[[torch.Tensor], torch.Tensor], items: Sequence[Item
 
 
 # ---------------------------------------------------------------------- methods
+#: (logits_of(items) -> (n, K), items) -> (N, K): how a distributed trainer shares an evaluation.
+Distribute = Callable[[Callable[[Sequence[Item]], torch.Tensor], Sequence[Item]], torch.Tensor]
+
+
 @torch.no_grad()
 def method_logits(method, *, features: torch.Tensor | None = None, items: Sequence[Item] | None = None,
                   transform: Callable | None = None, batch_size: int = 128, workers: int = 0,
@@ -79,12 +83,15 @@ def method_logits(method, *, features: torch.Tensor | None = None, items: Sequen
 def evaluate_method(method, items: Sequence[Item], *, features: torch.Tensor | None = None,
                     batch_size: int = 128, workers: int = 0, amp_dtype: torch.dtype | None = None,
                     progress: bool = False, desc: str = "evaluate",
-                    class_subset: Sequence[int] | None = None) -> dict:
+                    class_subset: Sequence[int] | None = None,
+                    distribute: Distribute | None = None) -> dict:
     """Accuracy of a method on items; methods with several variants (random prompts over
     seeds) report the mean of the variants' metrics and each variant's top-1.
 
     With `class_subset`, item label i is the method's class `class_subset[i]` and only those
-    logits compete (a 1000-way head scored on a 200-class test set).
+    logits compete (a 1000-way head scored on a 200-class test set). `distribute(logits_of,
+    items)` computes the logits of all items from `logits_of(share)` (a distributed trainer:
+    each rank its share, then gathered); only for the image path (`features` None).
     """
     if not items:
         raise ValueError("the evaluation split is empty")
@@ -92,12 +99,18 @@ def evaluate_method(method, items: Sequence[Item], *, features: torch.Tensor | N
     transform = None if features is not None else method.backbone.preprocess(train=False)
     n_variants = int(getattr(method, "n_variants", 1))
     runs = []
+    if distribute is not None and features is not None:
+        raise ValueError("distribute applies to the image path only")
+
+    def logits_of(share: Sequence[Item]) -> torch.Tensor:
+        return method_logits(method, features=features, items=share, transform=transform,
+                             batch_size=batch_size, workers=workers, amp_dtype=amp_dtype,
+                             progress=progress, desc=desc)
+
     for variant in range(n_variants):
         if n_variants > 1:
             method.variant = variant
-        logits = method_logits(method, features=features, items=items, transform=transform,
-                               batch_size=batch_size, workers=workers, amp_dtype=amp_dtype,
-                               progress=progress, desc=desc)
+        logits = logits_of(items) if distribute is None else distribute(logits_of, items)
         if class_subset is not None:
             logits = logits[:, list(class_subset)]
         runs.append(classification_metrics(logits, labels, logits.shape[1]))

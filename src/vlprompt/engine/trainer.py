@@ -38,7 +38,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .data import epoch_batches, epoch_generator, image_loader, mix_seed
-from .evaluation import evaluate_method
+from .evaluation import Distribute, evaluate_method
 from .feature_cache import FeatureCache
 from .options import TrainConfig
 from .schedule import build_optimizer, lr_at, set_lr
@@ -112,7 +112,11 @@ class Trainer:
         return evaluate_method(self.method, items, features=self.eval_features(items),
                                batch_size=self.cfg.eval_batch_size, workers=self.workers,
                                amp_dtype=self.amp_dtype, progress=self.progress, desc=desc,
-                               class_subset=class_subset)
+                               class_subset=class_subset, distribute=self.distribute_evaluation())
+
+    def distribute_evaluation(self) -> Distribute | None:
+        """How evaluation on images is shared between processes; None: this process does it all."""
+        return None
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: Sequence[Item], val: Sequence[Item] = (), resume: bool = False) -> FitResult:

@@ -18,7 +18,8 @@ Frozen image features (the training views and the evaluation splits) are encoded
 over the processes: on a cache miss each rank encodes every world-th image, with the
 augmentation that image gets in a one-process run, and the shares are gathered
 (`ShardedFeatureCache`), so the cache files equal the one-process ones. Methods that prompt
-the image tower have no feature cache; their evaluation runs in full on every rank.
+the image tower have no feature cache; each rank computes the logits of its share of an
+evaluation split and the logits are gathered.
 """
 
 from __future__ import annotations
@@ -114,6 +115,17 @@ class DistributedTrainer(Trainer):
             for p in method.trainable_parameters():
                 dist.broadcast(p.data, src=0)
                 p.register_hook(self._average)
+
+    def distribute_evaluation(self):
+        """Methods that prompt the image tower evaluate on images: each rank scores its share."""
+        if self.size == 1 or self.use_features:
+            return None
+
+        def share(logits_of, items: Sequence[Item]) -> torch.Tensor:
+            local = logits_of([items[i] for i in range(self.rank, len(items), self.size)])
+            return gather_rows(local, len(items), self.rank, self.size)
+
+        return share
 
     def _average(self, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.contiguous() * self._share
