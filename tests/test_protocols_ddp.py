@@ -16,17 +16,19 @@ from safetensors.torch import load_file
 from conftest import make_image_folder
 from protocol_support import fixed_backbone
 from vlprompt.api import train
-from vlprompt.methods.base import Batch
-from vlprompt.protocols.distributed import shard_batch
+from vlprompt.protocols.distributed import shard_indices
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-def test_shard_batch():
-    batch = Batch(labels=torch.arange(5), features=torch.arange(10.0).reshape(5, 2))
-    assert shard_batch(batch, 1, 2).labels.tolist() == [1, 3]
-    assert shard_batch(batch, 0, 2).features.tolist() == [[0, 1], [4, 5], [8, 9]]
-    assert shard_batch(Batch(labels=torch.tensor([7])), 1, 2).labels.tolist() == [7]
+def test_shard_indices():
+    batch = torch.tensor([7, 3, 9, 0, 4])
+    local, fraction = shard_indices(batch, 1, 2)
+    assert local.tolist() == [3, 0] and fraction == pytest.approx(2 / 5)
+    local, fraction = shard_indices(batch, 0, 2)
+    assert local.tolist() == [7, 9, 4] and fraction == pytest.approx(3 / 5)
+    local, fraction = shard_indices(torch.tensor([7]), 1, 2)  # fewer examples than ranks
+    assert local.tolist() == [7] and fraction == 0.5
 
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),

@@ -88,6 +88,7 @@ class Trainer:
         self.cache = cache if cache is not None else FeatureCache(enabled=use_cache)
         self.use_features = method.spec.frozen_image_features
         self.run_config = run_config or {}
+        self.batch_fraction = 1.0
 
     # ------------------------------------------------------------------ features
     def train_features(self, items: Sequence[Item]) -> torch.Tensor:
@@ -142,21 +143,28 @@ class Trainer:
     def _batches(self, train: Sequence[Item], feats: torch.Tensor | None, labels: torch.Tensor,
                  epoch: int) -> Iterator[Batch]:
         g = epoch_generator(self.seed, epoch)
-        batches = epoch_batches(len(train), self.cfg.batch_size, g, self.cfg.drop_last)
+        batches, fractions = self._split(epoch_batches(len(train), self.cfg.batch_size, g, self.cfg.drop_last))
         if feats is not None:
             views = feats.shape[0]
             pick = torch.randint(views, (len(train),), generator=g) if views > 1 else torch.zeros(
                 len(train), dtype=torch.long)
-            for b in batches:
+            for b, fraction in zip(batches, fractions, strict=True):
+                self.batch_fraction = fraction
                 yield Batch(labels=labels[b], features=feats[pick[b], b])
             return
         bb = self.method.backbone
         transform = bb.preprocess(train=self.augment, flip=self.flip)
-        seed = mix_seed(self.seed, epoch) if self.augment else None
+        seed = mix_seed(self.seed, epoch) if self.augment else None  # image i: seed (seed, i), whoever loads it
         loader = image_loader(train, transform, seed=seed, batches=batches, workers=self.workers,
                               device=self.device)
-        for images, y, _ in loader:
+        for (images, y, _), fraction in zip(loader, fractions, strict=True):
+            self.batch_fraction = fraction
             yield Batch(labels=y, images=images)
+
+    def _split(self, batches: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[float]]:
+        """The examples of each batch this process computes, and their fraction of the batch
+        (`batch_fraction` while it trains on it): all of them here; a distributed rank's share."""
+        return batches, [1.0] * len(batches)
 
     def _fit_sgd(self, train: Sequence[Item], val: Sequence[Item], resume: bool) -> FitResult:
         cfg, method = self.cfg, self.method

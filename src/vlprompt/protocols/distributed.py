@@ -4,7 +4,8 @@
 
 Every process builds the same method (same seed; rank 0's weights are broadcast anyway)
 and walks the same (seed, epoch) batch order; each takes every world-th example of a batch
-(`rank::world`), and a hook on each learned parameter sums the ranks' gradients during
+(`rank::world`; images are loaded only by the rank that uses them, with the augmentation
+they get in one process), and a hook on each learned parameter sums the ranks' gradients during
 backward, each weighted by the rank's share of the batch (`DistributedDataParallel` takes
 the plain mean, which is right only for equal shares). A loss that is a mean over the
 batch plus terms that do not depend on it (KgCoOp's, the variational KL) then gets exactly
@@ -37,7 +38,6 @@ from ..data.types import Item
 from ..engine import runner
 from ..engine.feature_cache import FeatureCache, FeatureKey, encode_items
 from ..engine.trainer import Trainer
-from ..methods.base import Batch
 
 
 def world() -> tuple[int, int]:
@@ -47,15 +47,16 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def shard_batch(batch: Batch, rank: int, size: int) -> Batch:
-    """Every `size`-th example starting at `rank` (wrapping when the batch has fewer than `size`)."""
-    n = len(batch.labels)
-    idx = torch.arange(rank, n, size) if n >= size else torch.tensor([rank % n])
+def shard_indices(batch: torch.Tensor, rank: int, size: int) -> tuple[torch.Tensor, float]:
+    """Every `size`-th example of a batch of indices, from `rank`, and its fraction of the batch.
 
-    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else t[idx.to(t.device)]
-
-    return Batch(labels=pick(batch.labels), images=pick(batch.images), features=pick(batch.features))
+    A batch with fewer examples than ranks gives each rank one (wrapping), with equal fractions.
+    """
+    n = len(batch)
+    if n >= size:
+        local = batch[rank::size]
+        return local, len(local) / n
+    return batch[rank % n:rank % n + 1], 1.0 / size
 
 
 def gather_rows(local: torch.Tensor, n: int, rank: int, size: int) -> torch.Tensor:
@@ -111,7 +112,6 @@ class DistributedTrainer(Trainer):
             self.cache = ShardedFeatureCache(self.cache, self.rank, self.size)
             if self.rank != 0:
                 self.progress = False
-            self._share = 1.0 / self.size  # this rank's part of the current batch
             for p in method.trainable_parameters():
                 dist.broadcast(p.data, src=0)
                 p.register_hook(self._average)
@@ -128,19 +128,16 @@ class DistributedTrainer(Trainer):
         return share
 
     def _average(self, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous() * self._share
+        grad = grad.contiguous() * self.batch_fraction
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
         return grad
 
-    def _batches(self, train: Sequence[Item], feats, labels, epoch: int) -> Iterator[Batch]:
-        for batch in super()._batches(train, feats, labels, epoch):
-            if self.size == 1:
-                yield batch
-                continue
-            local = shard_batch(batch, self.rank, self.size)
-            n = len(batch.labels)  # fewer examples than ranks: each rank repeats one, equal shares
-            self._share = len(local.labels) / n if n >= self.size else 1.0 / self.size
-            yield local
+    def _split(self, batches: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[float]]:
+        """Each rank's share of every batch, before any image is loaded."""
+        if self.size == 1:
+            return super()._split(batches)
+        shares = [shard_indices(b, self.rank, self.size) for b in batches]
+        return [b for b, _ in shares], [f for _, f in shares]
 
 
 @contextmanager
