@@ -5,13 +5,14 @@
 Every process builds the same method (same seed; rank 0's weights are broadcast anyway)
 and walks the same (seed, epoch) batch order; each takes every world-th example of a batch
 (`rank::world`; images are loaded only by the rank that uses them, with the augmentation
-they get in one process), and a hook on each learned parameter sums the ranks' gradients during
-backward, each weighted by the rank's share of the batch (`DistributedDataParallel` takes
-the plain mean, which is right only for equal shares). A loss that is a mean over the
-batch plus terms that do not depend on it (KgCoOp's, the variational KL) then gets exactly
-the one-process gradient, also when the batch does not split evenly (batch 32 on 3 GPUs,
-an epoch's last batch), so results do not depend on the number of processes. The engine's loop is reused unchanged: `DistributedTrainer` only
-slices batches and adds the hooks. Rank 0 writes the run folder; the other ranks keep
+they get in one process), and a hook on each learned parameter sums the ranks' gradients
+during backward, each weighted by the rank's share of the batch (`DistributedDataParallel`
+takes the plain mean, which is right only for equal shares). A loss that is a mean over
+the batch plus terms that do not depend on it (KgCoOp's, the variational KL) then gets
+exactly the one-process gradient, also when a batch does not split evenly (batch 32 on 3
+GPUs, an epoch's last batch), so results do not depend on the number of processes. The
+engine's loop is reused unchanged: `DistributedTrainer` only splits batches, shares the
+feature encoding and the evaluation, and adds the hooks. Rank 0 writes the run folder; the other ranks keep
 their checkpoints in `<out>/.rank<r>/` so that `--resume` continues every rank in step.
 Backend: NCCL with GPUs, gloo on CPUs.
 
@@ -103,7 +104,8 @@ class ShardedFeatureCache(FeatureCache):
 
 
 class DistributedTrainer(Trainer):
-    """The engine's Trainer with per-rank batch shards, gradient averaging and shared feature encoding."""
+    """The engine's Trainer with per-rank batch shards, share-weighted gradient sums, and
+    feature encoding and image-path evaluation shared between the ranks."""
 
     def __init__(self, method, cfg, **kw):
         super().__init__(method, cfg, **kw)
