@@ -29,12 +29,15 @@ _STORAGE_DTYPES = {
     "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
     "BoolStorage": torch.bool,
 }
-#: The only functions an archive's pickle may call: tensor rebuilding and TorchScript's list tags.
+#: The only functions an archive's pickle may call: torch's tensor rebuilding, and
+#: TorchScript's type tags on lists, which only return their value (`torch.jit._pickle`;
+#: defined here so that reading needs no TorchScript module).
 _ALLOWED_CALLS = {
-    ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
-    ("torch.jit._pickle", "build_intlist"), ("torch.jit._pickle", "build_floatlist"),
-    ("torch.jit._pickle", "build_boollist"), ("torch.jit._pickle", "build_tensorlist"),
-    ("torch.jit._pickle", "build_doublelist"), ("torch.jit._pickle", "restore_type_tag"),
+    ("torch._utils", "_rebuild_tensor_v2"): lambda: torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): lambda: torch._utils._rebuild_parameter,
+    **{("torch.jit._pickle", f"build_{kind}list"): lambda: lambda data: data
+       for kind in ("int", "float", "bool", "tensor", "double")},
+    ("torch.jit._pickle", "restore_type_tag"): lambda: lambda value, type_str: value,
 }
 
 
@@ -82,9 +85,7 @@ class _ScriptArchiveUnpickler(pickle.Unpickler):
         if (module, name) == ("collections", "OrderedDict"):
             return OrderedDict
         if (module, name) in _ALLOWED_CALLS:
-            import importlib
-
-            return getattr(importlib.import_module(module), name)
+            return _ALLOWED_CALLS[module, name]()
         raise UnsafeFileError(f"refusing to load {self._path}: its TorchScript pickle names {module}.{name}, "
                               f"which a weights archive never needs (if you trust the file's source, "
                               f"{TRUST_TORCHSCRIPT}=1 loads it with torch.jit.load, which runs its code)")
