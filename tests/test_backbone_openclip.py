@@ -130,6 +130,29 @@ def test_fp16_torchscript_archive_reads_as_fp32(tmp_path):
     assert all(torch.equal(trusted[k], v) for k, v in state.items())
 
 
+class _WithListAttributes(torch.nn.Module):
+    """A module whose TorchScript pickle tags its lists (build_intlist, restore_type_tag)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2)
+        self.sizes: list[int] = [1, 2, 3]
+        self.names: list[str] = ["a"]
+        self.register_buffer("steps", torch.tensor(3))
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+def test_torchscript_archive_with_typed_lists(tmp_path):
+    path = tmp_path / "lists.pt"
+    torch.jit.save(torch.jit.script(_WithListAttributes()), str(path))
+    state = read_state_dict(path)
+    reference = torch.jit.load(str(path)).state_dict()
+    assert set(state) == set(reference) == {"lin.weight", "lin.bias", "steps"}
+    assert state["steps"].dtype == torch.int64 and int(state["steps"]) == 3
+
+
 def _archive_with_pickle(path, payload: bytes) -> None:
     """A zip laid out like a TorchScript archive whose data.pkl is `payload`."""
     import zipfile
