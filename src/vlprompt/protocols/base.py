@@ -82,6 +82,11 @@ class GridOptions:
         return tuple(out)
 
 
+#: Part of every run hash; raised when the same config trains differently, so stored runs
+#: are not reused. 2: datasets may forbid augmentation (the synthetic suite does).
+RUN_FORMAT = "vlprompt.run/2"
+
+
 def resolved_config(spec: RunSpec, backbone_checksum: str) -> dict:
     """The full configuration of a run: its spec plus every resolved method/train option."""
     from ..config import to_dict
@@ -89,7 +94,7 @@ def resolved_config(spec: RunSpec, backbone_checksum: str) -> dict:
 
     mcfg, tcfg = resolve_config(spec.method, spec.shots, epochs=spec.epochs, overrides=spec.overrides)
     return {**spec.to_dict(), "method_config": to_dict(mcfg), "train": to_dict(tcfg),
-            "backbone_checksum": backbone_checksum, "format": "vlprompt.run/1"}
+            "backbone_checksum": backbone_checksum, "format": RUN_FORMAT}
 
 
 def config_hash(config: dict) -> str:
