@@ -95,6 +95,11 @@ class ShardedFeatureCache(FeatureCache):
         dist.all_reduce(flag, op=dist.ReduceOp.MIN)
         return cached if flag.item() == 1.0 else None
 
+    def save(self, key: FeatureKey, features: torch.Tensor) -> None:
+        """One writer per machine (its first local rank): every rank holds the gathered features."""
+        if int(os.environ.get("LOCAL_RANK", self.rank)) == 0:
+            super().save(key, features)
+
     def encode(self, backbone: VLBackbone, items: Sequence[Item], transform, **kw) -> torch.Tensor:
         idx = list(range(self.rank, len(items), self.size))
         if self.rank != 0:
