@@ -1,13 +1,18 @@
 """Method registry: `@register_method` on a `Method` subclass, `create_method(name, ...)`.
 
-Modules are imported from one explicit list on first use (no star-import side effects);
-registering a name twice is an error.
+Modules are imported from one explicit list on first use (no star-import side effects),
+then the plugins: the modules named in `$VLPROMPT_METHODS` (comma-separated) and the
+`vlprompt.methods` entry points of installed packages, so a method written outside
+vlprompt runs under `vlprompt train --method` and every protocol (docs/new-method.md).
+Registering a name twice is an error.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 
 import torch
 
@@ -20,6 +25,10 @@ from .base import Method
 BUILTIN_MODULES = ("zeroshot", "prompt_baselines", "linear_probe", "classifier_ft", "coop",
                    "cocoop", "prograd", "kgcoop", "vpt", "upt", "variational",
                    "maple")
+#: Environment variable naming extra modules to import for their methods.
+PLUGINS_ENV = "VLPROMPT_METHODS"
+#: Entry-point group of installed packages that bring methods.
+ENTRY_POINT_GROUP = "vlprompt.methods"
 _METHODS: dict[str, type[Method]] = {}
 _loaded = False
 
@@ -37,9 +46,27 @@ def register_method(cls: type[Method]) -> type[Method]:
 def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
+        _loaded = True  # first: a plugin importing this registry must not recurse
         for module in BUILTIN_MODULES:
             importlib.import_module(f"{__package__}.{module}")
-        _loaded = True
+        _load_plugins()
+
+
+def _load_plugins() -> None:
+    """Import `$VLPROMPT_METHODS`' modules and the `vlprompt.methods` entry points."""
+    for name in (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",")):
+        if name:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001 - any failure of a user's module
+                raise ConfigError(f"method plugin {name!r} (from ${PLUGINS_ENV}) failed to import: "
+                                  f"{type(exc).__name__}: {exc}") from None
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(f"method plugin {ep.value!r} (entry point {ep.name!r} of group "
+                              f"{ENTRY_POINT_GROUP}) failed to import: {type(exc).__name__}: {exc}") from None
 
 
 def list_methods() -> list[str]:
@@ -52,7 +79,8 @@ def get_method_class(name: str) -> type[Method]:
     try:
         return _METHODS[name]
     except KeyError:
-        raise ConfigError(f"unknown method {name!r}; known: {', '.join(_METHODS)}") from None
+        raise ConfigError(f"unknown method {name!r}; known: {', '.join(_METHODS)} (a method from another "
+                          f"package is found through ${PLUGINS_ENV} or its entry point)") from None
 
 
 def create_method(name: str, backbone: VLBackbone, classnames: Sequence[str], *,
