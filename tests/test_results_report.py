@@ -130,3 +130,25 @@ def test_report_cli_merges_shards_and_fails_in_one_line(tmp_path, capsys):
     assert main(["report", "--db", str(tmp_path / "none.db"), "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
+
+
+def test_timing_compares_runs_of_one_size():
+    """One row per protocol, dataset, method, shots and epochs, at the most shots of a dataset:
+    a 1-shot run and another dataset's runs never enter a 16-shot cell."""
+    from vlprompt.results.sections import timing
+
+    def rec(h, dataset, method, shots, seed, fit, epochs=None):
+        return record(h, "test", dataset=dataset, method=method, shots=shots, seed=seed, epochs=epochs,
+                      seconds_fit=fit, seconds_total=fit + 1, peak_rss_mb=100.0)
+
+    records = [rec("a", "big", "coop", 16, 1, 10.0), rec("b", "big", "coop", 16, 2, 14.0),
+               rec("c", "big", "coop", 1, 1, 1.0), rec("d", "small", "coop", 16, 1, 2.0),
+               rec("e", "big", "zeroshot", 0, 1, 0.0), rec("f", "big", "coop", 16, 1, 5.0, epochs=5),
+               rec("a", "big", "coop", 16, 1, 10.0)]  # a second target of run "a": counted once
+    (table,) = timing(records)
+    rows = {(r[3], r[1], r[4], r[5]): r for r in table.rows}
+    assert set(rows) == {("big", "coop", 16, "preset"), ("big", "coop", 16, 5), ("small", "coop", 16, "preset"),
+                         ("big", "zeroshot", 0, "preset")}
+    cell = rows[("big", "coop", 16, "preset")]
+    assert cell[6] == 2 and cell[7].mean == pytest.approx(12.0) and cell[8].mean == pytest.approx(13.0)
+    assert rows[("small", "coop", 16, "preset")][7].mean == pytest.approx(2.0)
