@@ -19,6 +19,8 @@ def test_claims_from_records():
     verdicts = {c["claim"]: c for c in evaluate_claims(recs)}
     assert verdicts["coop-beats-zeroshot"]["status"] == "holds"
     assert "coop 61.00 ± " in verdicts["coop-beats-zeroshot"]["numbers"]
+    assert verdicts["coop-beats-zeroshot"]["numbers"].endswith("(within the 95% CI)")  # 2 seeds: t = 12.7
+    assert "within" not in verdicts["cocoop-new"]["numbers"]  # 10 points apart, no spread
     assert verdicts["prograd-1shot"]["status"] == "holds"
     assert verdicts["classifier-ft-matches-coop"]["status"] == "holds"
     assert verdicts["upt-beats-coop-vpt"]["status"] == "not checked"

@@ -3,7 +3,8 @@
 Each claim is a comparison of averages over datasets (few-shot: per shot count; base-to-
 new: base or new accuracy) and is reported as `holds`, `does not hold` (with the numbers),
 or `not checked` when a method it needs is not registered or has no results. "Matches"
-allows the combined 95% CI of the two averages (at least one point). The grids run into a
+allows the combined 95% CI of the two averages (at least one point); "beats" compares the
+means, as the papers do, and the numbers say when the gap lies within that interval. The grids run into a
 results database like `vlprompt run`, so a rerun reuses them; the verdicts are stored as
 the `claims` analysis and shown by `vlprompt report`.
 """
@@ -41,6 +42,11 @@ def _tolerance(a: Stat, b: Stat) -> float:
     return max(ci, 0.01)
 
 
+def _gap(a: Stat, b: Stat) -> str:
+    """' (within the 95% CI)' when the averages are closer than their combined interval."""
+    return " (within the 95% CI)" if abs(a.mean - b.mean) < _tolerance(a, b) else ""
+
+
 def _coop_from_two(avg, shots):
     rows, ok = [], True
     for k in [k for k in shots if k >= 2]:
@@ -48,7 +54,7 @@ def _coop_from_two(avg, shots):
         if coop is None or zs is None:
             return "not checked", "needs coop and zeroshot few-shot results at 2+ shots"
         ok &= coop.mean > zs.mean
-        rows.append(f"{k}-shot: coop {_pct(coop)} vs zero-shot {_pct(zs)}")
+        rows.append(f"{k}-shot: coop {_pct(coop)} vs zero-shot {_pct(zs)}{_gap(coop, zs)}")
     if not rows:
         return "not checked", "needs a shot count of 2 or more"
     return ("holds" if ok else "does not hold"), "; ".join(rows)
@@ -58,7 +64,7 @@ def _prograd_one_shot(avg, shots):
     pg, coop, zs = (avg("fewshot", m, 1) for m in ("prograd", "coop", "zeroshot"))
     if None in (pg, coop, zs):
         return "not checked", "needs prograd, coop and zeroshot at 1 shot"
-    text = f"1-shot: prograd {_pct(pg)}, coop {_pct(coop)}, zero-shot {_pct(zs)}"
+    text = f"1-shot: prograd {_pct(pg)}, coop {_pct(coop)}, zero-shot {_pct(zs)}{_gap(pg, zs)}"
     if coop.mean >= zs.mean:
         text += " (CoOp does not fall below zero-shot here)"
     return ("holds" if pg.mean >= zs.mean else "does not hold"), text
@@ -79,7 +85,8 @@ def _upt_beats(avg, shots):
     if None in (upt, coop, vpt):
         return "not checked", "needs upt, coop and vpt few-shot results"
     holds = upt.mean > coop.mean and upt.mean > vpt.mean
-    return ("holds" if holds else "does not hold"), f"{k}-shot: upt {_pct(upt)}, coop {_pct(coop)}, vpt {_pct(vpt)}"
+    close = _gap(upt, coop) or _gap(upt, vpt)
+    return ("holds" if holds else "does not hold"), f"{k}-shot: upt {_pct(upt)}, coop {_pct(coop)}, vpt {_pct(vpt)}{close}"
 
 
 def _beats_coop_on_new(method: str):
@@ -87,7 +94,8 @@ def _beats_coop_on_new(method: str):
         m, coop = avg("base2new", method, None, "new"), avg("base2new", "coop", None, "new")
         if m is None or coop is None:
             return "not checked", f"needs {method} and coop base-to-new results"
-        return ("holds" if m.mean > coop.mean else "does not hold"), f"new classes: {method} {_pct(m)} vs coop {_pct(coop)}"
+        return (("holds" if m.mean > coop.mean else "does not hold"),
+                f"new classes: {method} {_pct(m)} vs coop {_pct(coop)}{_gap(m, coop)}")
 
     return check
 
