@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from vlprompt.cli.main import main
 from vlprompt.errors import ConfigError
 from vlprompt.methods import registry
+from vlprompt.methods.contract import check_method_contract
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 
@@ -32,6 +33,7 @@ def test_docs_example_method_runs_from_the_cli(fresh_registry, monkeypatch, caps
     monkeypatch.setenv(registry.PLUGINS_ENV, "anchored_coop")
     monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
     assert "anchored-coop" in registry.list_methods() and "coop" in registry.list_methods()
+    check_method_contract("anchored-coop", tiny_vit, tmp_path, n_ctx=2, ctx_init="")  # what every method keeps
     method = registry.create_method("anchored-coop", tiny_vit, ["cat", "dog"], anchor_weight=2.0)
     assert [n for n, p in method.named_parameters() if p.requires_grad] == ["learned.ctx"]
     from vlprompt.methods.base import Batch
