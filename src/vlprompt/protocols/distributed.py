@@ -27,7 +27,7 @@ evaluation split and the logits are gathered.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -76,6 +76,14 @@ def gather_rows(local: torch.Tensor, n: int, rank: int, size: int) -> torch.Tens
     return out
 
 
+def share_and_gather(items: Sequence[Item], rank: int, size: int,
+                     compute: Callable[[list[Item], list[int]], torch.Tensor]) -> torch.Tensor:
+    """`compute(items, their indices)` on this rank's share (every `size`-th item from `rank`),
+    gathered from every rank into rows in item order."""
+    idx = list(range(rank, len(items), size))
+    return gather_rows(compute([items[i] for i in idx], idx), len(items), rank, size)
+
+
 class ShardedFeatureCache(FeatureCache):
     """A feature cache whose misses are encoded once over the ranks, each its share.
 
@@ -101,11 +109,10 @@ class ShardedFeatureCache(FeatureCache):
             super().save(key, features)
 
     def encode(self, backbone: VLBackbone, items: Sequence[Item], transform, **kw) -> torch.Tensor:
-        idx = list(range(self.rank, len(items), self.size))
         if self.rank != 0:
             kw["progress"] = False
-        local = encode_items(backbone, [items[i] for i in idx], transform, indices=idx, **kw)
-        return gather_rows(local, len(items), self.rank, self.size)
+        return share_and_gather(items, self.rank, self.size,
+                                lambda share, idx: encode_items(backbone, share, transform, indices=idx, **kw))
 
 
 class DistributedTrainer(Trainer):
@@ -128,11 +135,8 @@ class DistributedTrainer(Trainer):
         if self.size == 1 or self.use_features:
             return None
 
-        def share(logits_of, items: Sequence[Item]) -> torch.Tensor:
-            local = logits_of([items[i] for i in range(self.rank, len(items), self.size)])
-            return gather_rows(local, len(items), self.rank, self.size)
-
-        return share
+        return lambda logits_of, items: share_and_gather(items, self.rank, self.size,
+                                                         lambda share, _: logits_of(share))
 
     def _average(self, grad: torch.Tensor) -> torch.Tensor:
         grad = grad.contiguous() * self.batch_fraction
