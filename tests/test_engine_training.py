@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -102,12 +103,37 @@ def test_resume_equals_uninterrupted_run(tiny_vit, image_folder, tmp_path, monke
               **{**args, "overrides": args["overrides"] + ["train.lr=0.1"]})
 
 
-def test_schedule_warmup_then_cosine():
+def test_schedule_is_dassl_constant_warmup_then_cosine():
+    """Dassl's ConstantWarmupScheduler: the cosine successor (T_max = epochs) is not stepped
+    during the warm-up, so epoch e >= w runs at 0.5 lr (1 + cos(pi (e - w) / E))."""
     cfg = TrainConfig(epochs=10, lr=0.002, warmup_epochs=1, warmup_lr=1e-5)
     assert lr_at(0, cfg) == 1e-5
-    assert lr_at(1, cfg) == pytest.approx(0.001 * (1 + torch.cos(torch.tensor(torch.pi / 10)).item()))
-    assert lr_at(5, cfg) == pytest.approx(0.001)
+    assert lr_at(1, cfg) == pytest.approx(0.002)  # the first epoch after warm-up: full rate
+    assert lr_at(2, cfg) == pytest.approx(0.001 * (1 + math.cos(math.pi / 10)))
+    assert lr_at(6, cfg) == pytest.approx(0.001)
+    # CoCoOp's 10 epochs: the last runs at 1.91e-4 (the old e/E formula gave 4.9e-5)
+    assert lr_at(9, cfg) == pytest.approx(0.001 * (1 + math.cos(math.pi * 8 / 10)))
+    assert lr_at(9, cfg) == pytest.approx(1.9098e-4, rel=1e-4)
     assert all(lr_at(e, cfg) > lr_at(e + 1, cfg) for e in range(1, 9))
+    two = TrainConfig(epochs=5, lr=0.1, warmup_epochs=2, warmup_lr=1e-5)
+    assert [lr_at(e, two) for e in range(5)] == pytest.approx(
+        [1e-5, 1e-5] + [0.05 * (1 + math.cos(math.pi * k / 5)) for k in range(3)])
+
+
+def test_schedule_equals_dassl_scheduler_stepped_per_epoch():
+    """The same rates as Dassl's construction: a CosineAnnealingLR(T_max=E) that is stepped
+    only once the constant warm-up epoch is over (written here with torch's scheduler)."""
+    epochs, warmup = 7, 1
+    cfg = TrainConfig(epochs=epochs, lr=0.002, warmup_epochs=warmup, warmup_lr=1e-5)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.002)
+    successor = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    rates = []
+    for epoch in range(epochs):
+        rates.append(1e-5 if epoch < warmup else successor.get_last_lr()[0])
+        opt.step()
+        if epoch >= warmup:  # Dassl steps the successor at the end of each later epoch
+            successor.step()
+    assert [lr_at(e, cfg) for e in range(epochs)] == pytest.approx(rates)
 
 
 def test_adamw_grad_clip_and_val_selection(tiny_vit, data):

@@ -1,9 +1,12 @@
 """Optimiser and per-epoch learning rate, as in the reference implementations.
 
-Epochs `0 .. warmup-1` run at a constant `warmup_lr`; then the cosine schedule over the
-whole run continues as if there had been no warm-up (Dassl's ConstantWarmupScheduler):
-`lr(e) = lr * (1 + cos(pi * e / epochs)) / 2`. The rate is a function of the epoch only,
-so a resumed run needs no scheduler state.
+Epochs `0 .. w-1` run at a constant `warmup_lr`; then a cosine over `epochs` starts from
+its beginning: `lr(e) = lr * (1 + cos(pi * (e - w) / epochs)) / 2` for `e >= w`. This is
+Dassl's `ConstantWarmupScheduler` (dassl/optim/lr_scheduler.py, with its default
+`WARMUP_RECOUNT=True`): the cosine successor is built with `T_max = MAX_EPOCH` and is not
+stepped during the warm-up, so the first epoch after it runs at the full rate and the last
+never reaches zero. The rate is a function of the epoch only, so a resumed run needs no
+scheduler state.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def lr_at(epoch: int, cfg: TrainConfig) -> float:
         return cfg.warmup_lr
     if cfg.schedule == "constant":
         return cfg.lr
-    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+    return 0.5 * cfg.lr * (1.0 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / cfg.epochs))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
