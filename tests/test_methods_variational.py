@@ -59,21 +59,38 @@ def test_zero_variance_equals_coop_with_same_context(tiny_vit, data, conditional
 def test_kl_is_the_closed_form():
     g = torch.Generator().manual_seed(1)
     mu, log_var = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
-    reference = kl_divergence(Normal(mu, (0.5 * log_var).exp()), Normal(0.0, 1.0)).sum(-1)
-    assert torch.allclose(kl_to_standard_normal(mu, log_var), reference, atol=1e-5)
+    reference = kl_divergence(Normal(mu, (0.5 * log_var).exp()), Normal(0.0, 1.0))
+    assert torch.allclose(kl_to_standard_normal(mu, log_var), reference.sum(-1), atol=1e-5)
+    assert torch.allclose(kl_to_standard_normal(mu, log_var, "mean"), reference.mean(-1), atol=1e-6)
     assert torch.equal(kl_to_standard_normal(torch.zeros(3), torch.zeros(3)), torch.tensor(0.0))
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("conditional", [False, True], ids=["global", "conditional"])
-def test_training_loss_is_nll_plus_beta_kl(tiny_vit, data, conditional):
+def test_training_loss_is_nll_plus_beta_kl(tiny_vit, data, conditional, reduction):
+    """The reference averages the KL over the W context dimensions (default); `sum` is the
+    full Gaussian KL, W times larger. Both written out here from the closed form."""
     _, f, y = data
-    var = _make(tiny_vit, conditional=conditional, samples=2, beta=0.5)
+    var = _make(tiny_vit, conditional=conditional, samples=2, beta=0.5, kl_reduction=reduction,
+                init_log_var=-2.0)
     var.train()
     out = var.training_step(Batch(labels=y, features=f))
     mu, log_var = var.learned.posterior(f)
-    kl = 0.5 * (log_var.exp() + mu ** 2 - 1 - log_var).sum(-1).mean()
+    per_dim = 0.5 * (log_var.exp() + mu ** 2 - 1 - log_var)  # (G, W)
+    kl = (per_dim.mean(-1) if reduction == "mean" else per_dim.sum(-1)).mean()
     assert out.parts["kl"].item() == pytest.approx(kl.item(), rel=1e-5)
     assert out.loss.item() == pytest.approx(out.parts["nll"].item() + 0.5 * kl.item(), rel=1e-5)
+
+
+def test_default_kl_is_mean_over_dimensions(tiny_vit, data):
+    _, f, y = data
+    mean, total = (_make(tiny_vit, samples=1, init_log_var=-2.0, kl_reduction=r) for r in ("mean", "sum"))
+    assert _make(tiny_vit).config.kl_reduction == "mean"
+    mean.train(), total.train()
+    kl_mean = mean.training_step(Batch(labels=y, features=f)).parts["kl"]
+    kl_sum = total.training_step(Batch(labels=y, features=f)).parts["kl"]
+    width = mean.learned.ctx.shape[-1]
+    assert kl_sum.item() == pytest.approx(width * kl_mean.item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["global", "conditional"])

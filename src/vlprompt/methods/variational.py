@@ -2,7 +2,8 @@
 
 The context is `[V]_m + r`: CoOp's learned vectors plus one residual r shared by every
 context token, `r ~ q(r)` (global) or `q(r|x)` (conditional, MLPs on the image feature);
-prior N(0, I). Training minimises `-log (1/L) sum_l p(y|x, r_l) + beta * KL(q || p)` with L
+prior N(0, I). Training minimises `-log (1/L) sum_l p(y|x, r_l) + beta * KL(q || p)` (the KL
+averaged over the W context dimensions by default, as the reference does) with L
 reparameterised samples; prediction is the same log-mean-exp over L samples drawn from a
 generator seeded by `test_seed`, so it is deterministic and the same for every image
 order and batch size (the L noise vectors are shared by all images). All samples, images
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +51,9 @@ class VariationalPrompt(ContextPromptMethod):
         samples: int = option(10, "L: Monte-Carlo samples per training step")
         test_samples: int = option(0, "samples averaged at prediction (0: the same as samples)")
         beta: float = option(0.001, "weight of KL(q || N(0, I))")
+        kl_reduction: Literal["mean", "sum"] = option(
+            "mean", "KL over the W context dimensions: mean (the reference's) or sum (the full "
+                    "Gaussian's KL, W times stronger)")
         hidden: int = option(256, "conditional: hidden width of the two MLPs")
         init_log_var: float = option(-8.0, "initial log sigma^2 (about the spread of CLIP's token embeddings)")
         test_seed: int = option(0, "seed of the prediction samples (deterministic predictions)")
@@ -123,7 +128,8 @@ class VariationalPrompt(ContextPromptMethod):
         else:
             logits = torch.einsum("bd,lbkd->lbk", f, text)
         logits = self.logit_scale * logits  # (L, B, K)
-        return logits.log_softmax(dim=-1), kl_to_standard_normal(mu.float(), log_var.float())
+        return logits.log_softmax(dim=-1), kl_to_standard_normal(mu.float(), log_var.float(),
+                                                              self.config.kl_reduction)
 
     # ------------------------------------------------------------------ forward / training
     def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:

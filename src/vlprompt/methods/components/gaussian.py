@@ -15,9 +15,18 @@ from torch import nn
 from ..base import reset_linear
 
 
-def kl_to_standard_normal(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """Closed-form KL(N(mu, diag exp(log_var)) || N(0, I)) over the last dim: (..., W) -> (...)."""
-    return 0.5 * (log_var.exp() + mu.pow(2) - 1.0 - log_var).sum(dim=-1)
+def kl_to_standard_normal(mu: torch.Tensor, log_var: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """Closed-form KL(N(mu, diag exp(log_var)) || N(0, I)) over the last dim: (..., W) -> (...).
+
+    `sum` is the KL of the W-dimensional Gaussian; `mean` divides it by W, as the variational
+    prompt tuning reference does before weighting it (so its beta acts per dimension).
+    """
+    per_dim = 0.5 * (log_var.exp() + mu.pow(2) - 1.0 - log_var)
+    if reduction == "mean":
+        return per_dim.mean(dim=-1)
+    if reduction == "sum":
+        return per_dim.sum(dim=-1)
+    raise ValueError(f"unknown KL reduction {reduction!r}; use mean or sum")
 
 
 def log_mean_exp(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
