@@ -13,6 +13,7 @@ from PIL import Image
 from vlprompt.data import DatasetError, load_dataset, sample_fewshot, split_base_new
 from vlprompt.data.classsplit import base_new_labels
 from vlprompt.data.fewshot import default_manifest_dir
+from vlprompt.errors import VLPromptWarning
 
 
 def build_dtd(root: Path, counts: dict[str, int]) -> Path:
@@ -101,11 +102,12 @@ def test_changed_source_split_invalidates_the_manifest(tmp_path, caplog):
 
 def test_short_classes_warn_once_or_fail_when_strict(tmp_path, caplog):
     data = load_dataset("dtd", root=build_dtd(tmp_path / "d", {"banded": 20, "dotted": 6, "woven": 4}))
-    with caplog.at_level(logging.WARNING):
+    # class 2 (silently wrong data): a shortfall is a visible VLPromptWarning, not a log line
+    with pytest.warns(VLPromptWarning) as caught:
         few = sample_fewshot(data, shots=5, seed=1, manifest_dir=tmp_path / "m")
     assert per_class(few.train) == {0: 5, 1: 3, 2: 2}
-    warnings = [r for r in caplog.records if "fewer than 5" in r.getMessage()]
-    assert len(warnings) == 1 and "'dotted' (3)" in warnings[0].getMessage()
+    shown = [str(w.message) for w in caught if "fewer than 5" in str(w.message)]
+    assert len(shown) == 1 and "'dotted' (3)" in shown[0]
     manifest = json.loads(Path(few.info["fewshot"]["manifest"]).read_text())
     assert manifest["strict"] is False
     assert manifest["short_classes"] == [[1, "dotted", 3], [2, "woven", 2]]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from .backbones import VLBackbone, load_backbone
+from .data.checks import class_problems, one_class_message
 from .data.fewshot import sample_fewshot
 from .data.registry import load_dataset
 from .data.templates import resolve_templates
@@ -15,7 +17,7 @@ from .engine.evaluation import evaluate
 from .engine.inference import export_classifier, nearest_words, predict
 from .engine.inference import load_for_use as load_method
 from .engine.runner import evaluate_run, screen_images, train
-from .errors import ConfigError
+from .errors import ConfigError, VLPromptWarning
 from .methods.registry import create_method, list_methods
 from .methods.zeroshot import ZeroShotClassifier, zeroshot_classifier
 from .protocols.analyses import analyze_projection, analyze_variance, analyze_words
@@ -64,6 +66,10 @@ def zeroshot_evaluate(backbone: str | VLBackbone, dataset: str | DatasetSplits, 
     items = _split_items(dataset, split)
     if not items:
         raise ConfigError(f"split {split!r} of {dataset.name} has no images")
+    data_warnings = [m for m in [one_class_message(dataset)] if m]
+    for message in data_warnings:
+        warnings.warn(message, VLPromptWarning, stacklevel=2)
+    data_warnings += class_problems(dataset, used if split != "all" else ())
     start = time.perf_counter()
     classifier: ZeroShotClassifier = zeroshot_classifier(backbone, dataset.classnames, list(templates))
     metrics = evaluate(classifier, items, backbone.preprocess(train=False), dataset.num_classes,
@@ -77,6 +83,7 @@ def zeroshot_evaluate(backbone: str | VLBackbone, dataset: str | DatasetSplits, 
         "templates": list(templates),
         "seconds": round(time.perf_counter() - start, 3),
         **({"skipped_images": len(skipped)} if skip_bad_images else {}),
+        **({"data_warnings": data_warnings} if data_warnings else {}),
     }
 
 

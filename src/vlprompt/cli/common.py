@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..data.registry import load_dataset
 from ..data.types import DatasetSplits
+from ..errors import ConfigError
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +16,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dataset", help="registered name (eurosat, synthetic:shapes, folder:<dir>, csv:<file>)")
     group.add_argument("--data", type=Path, help="an image folder <dir>/<class>/*.jpg (same as --dataset folder:<dir>)")
     parser.add_argument("--root", type=Path, default=None, help="the folder holding the benchmark datasets ($DATA)")
+    parser.add_argument("--classnames", type=Path, default=None, metavar="FILE",
+                        help="class-name mapping for folder:/csv: data: JSON {\"0\": \"cat\"} or lines "
+                             "'<label>,<name>' (labels that are numbers or codes become readable prompts)")
     parser.add_argument("--write-split", action="store_true",
                         help="without a split file, write the 50/20/30 cut next to the data")
 
@@ -34,10 +38,15 @@ def add_skip_bad_images(parser: argparse.ArgumentParser) -> None:
 
 
 def dataset_from_args(args: argparse.Namespace) -> DatasetSplits:
+    classnames = getattr(args, "classnames", None)
+    extra = {"classnames": classnames} if classnames is not None else {}
     if args.data is not None:
-        return load_dataset(f"folder:{args.data}")
+        return load_dataset(f"folder:{args.data}", **extra)
+    if extra and not args.dataset.startswith(("folder:", "csv:")):
+        raise ConfigError("--classnames applies to your own data (--data, folder:<dir>, csv:<file>); "
+                          f"{args.dataset} names its classes itself")
     options = {"write_split": True} if getattr(args, "write_split", False) else {}
-    return load_dataset(args.dataset, root=args.root, **options)
+    return load_dataset(args.dataset, root=args.root, **options, **extra)
 
 
 def emit(result: dict, as_json: bool, lines: list[str]) -> None:

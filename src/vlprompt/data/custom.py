@@ -13,9 +13,11 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from .checks import Listed, check_split_overlap, dedupe, numeric_classnames_warning
 from .datasets.common import (
     SPLIT_NAMES,
     clean_classname,
@@ -64,8 +66,9 @@ def read_class_mapping(path: str | Path) -> dict[str, str]:
     return mapping
 
 
-def _display_names(raw: Sequence[str], mapping_file: str | Path | None) -> list[str]:
+def _display_names(raw: Sequence[str], mapping_file: str | Path | None, source: str = "") -> list[str]:
     if mapping_file is None:
+        numeric_classnames_warning(raw, source)
         return [clean_classname(r) for r in raw]
     mapping = read_class_mapping(mapping_file)
     unmapped = [r for r in raw if r not in mapping]
@@ -76,6 +79,11 @@ def _display_names(raw: Sequence[str], mapping_file: str | Path | None) -> list[
         log.warning("class-name mapping %s names %d labels without images (e.g. %s)",
                     mapping_file, len(unused), unused[0])
     return [mapping[r] for r in raw]
+
+
+def _mapping_info(mapping_file: str | Path | None) -> dict:
+    """Recorded so that `eval` of a saved run reloads the data with the same names."""
+    return {"classnames_file": str(Path(mapping_file).expanduser().absolute())} if mapping_file else {}
 
 
 def _resolve(arg: str, root: Path | None) -> Path:
@@ -91,7 +99,9 @@ def _status(arg: str, root: Path | None, exists, loader) -> str:
     if not exists(_resolve(arg, root)):
         return "missing"
     try:
-        loader(arg, root=root)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loader(arg, root=root)
     except DatasetError as exc:
         return f"incomplete: {exc}"
     return "present"
@@ -121,14 +131,24 @@ def load_folder(arg: str, root: Path | None = None, seed: int = 1,
             if unknown:
                 raise DatasetError(f"{base / split} has classes not in train: {unknown[:5]}")
             splits[split] = [Item(p, label_of[n]) for n, ps in zip(names, files, strict=True) for p in ps]
+        listed = [Listed(it.path, classes[it.label], split, f"{split}/{classes[it.label]}")
+                  for split in SPLIT_NAMES for it in splits[split]]
+        kept = dedupe(listed, f"image folder {base}")
+        splits = {s: [Item(e.path, label_of[e.label]) for e in kept if e.split == s] for s in SPLIT_NAMES}
         source = "split folders"
     else:
         classes, files = scan_class_folders(base)
+        kept = dedupe([Listed(p, c, "", f"{c}/") for c, ps in zip(classes, files, strict=True) for p in ps],
+                      f"image folder {base}")
+        files = [[e.path for e in kept if e.label == c] for c in classes]
         splits = cut_per_class(files, seed=seed)
         source = f"cut 50/20/30 per class (seed {seed})"
-    return DatasetSplits(
-        name=f"folder:{base}", classnames=_display_names(classes, classnames),
-        templates=[DEFAULT_TEMPLATE], info={"root": str(base), "split_source": source}, **splits)
+    data = DatasetSplits(
+        name=f"folder:{base}", classnames=_display_names(classes, classnames, f"image folder {base}"),
+        templates=[DEFAULT_TEMPLATE], info={"root": str(base), "split_source": source, **_mapping_info(classnames)},
+        **splits)
+    check_split_overlap(data)
+    return data
 
 
 # ----------------------------------------------------------------------------- CSV
@@ -187,17 +207,18 @@ def load_csv(arg: str, root: Path | None = None, seed: int = 1,
         n = rows[has_split.index(False)][0]
         raise DatasetError(f"{path} line {n}: no split given while other rows have one; "
                            "give every row a split or none")
-    items, missing = [], []
+    listed, missing = [], []
     for n, rel, label, split in rows:
         image = base / safe_relative(rel, f"{path} line {n}")
         if not image.is_file():
             missing.append(f"{rel} (line {n})")
         if split and split.lower() not in SPLIT_ALIASES:
             raise DatasetError(f"{path} line {n}: split {split!r} is not train, val or test")
-        items.append((SPLIT_ALIASES.get(split.lower(), ""), Item(image, label_of[label])))
+        listed.append(Listed(image, label, SPLIT_ALIASES.get(split.lower(), ""), f"line {n}"))
     if missing:
         raise DatasetError(f"{path}: {len(missing)} listed images are missing, e.g. "
                            f"{', '.join(missing[:3])} (paths are relative to {base})")
+    items = [(e.split, Item(e.path, label_of[e.label])) for e in dedupe(listed, f"CSV file {path}")]
     if all(has_split):
         splits = {s: [it for sp, it in items if sp == s] for s in SPLIT_NAMES}
         source = "split column"
@@ -207,7 +228,10 @@ def load_csv(arg: str, root: Path | None = None, seed: int = 1,
             files[it.label].append(it.path)
         splits = cut_per_class(files, seed=seed)
         source = f"cut 50/20/30 per class (seed {seed})"
-    return DatasetSplits(
-        name=f"csv:{path}", classnames=_display_names(raw, classnames), templates=[DEFAULT_TEMPLATE],
-        info={"root": str(base), "csv": str(path), "split_source": source}, **splits)
+    data = DatasetSplits(
+        name=f"csv:{path}", classnames=_display_names(raw, classnames, f"CSV file {path}"),
+        templates=[DEFAULT_TEMPLATE], info={"root": str(base), "csv": str(path), "split_source": source,
+                                                   **_mapping_info(classnames)}, **splits)
+    check_split_overlap(data)
+    return data
 

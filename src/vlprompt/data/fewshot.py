@@ -13,11 +13,13 @@ import json
 import logging
 import os
 import re
+import warnings
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from ..errors import VLPromptWarning
 from ..utils.io import atomic_write_text
 from .datasets.common import safe_relative
 from .registry import DatasetError
@@ -202,7 +204,9 @@ def sample_fewshot(dataset: DatasetSplits, shots: int, seed: int = 1, *,
         if use_manifest:
             _write_manifest(path, data)
     if short:
-        log.warning("%s; taking all of them", _short_message(dataset, short, shots, "train"))
+        warnings.warn(f"{_short_message(dataset, short, shots, 'train')}; taking all of them "
+                      "(recorded in the run record; --strict-shots makes this an error)",
+                      VLPromptWarning, stacklevel=2)
     n = dataset.num_classes
     new_train = [_item(e, root, n, f"{path} train[{i}]") for i, e in enumerate(data["train"])]
     new_val = [_item(e, root, n, f"{path} val[{i}]") for i, e in enumerate(data["val"])]

@@ -130,6 +130,10 @@ def load_dataset(name: str, root: str | Path | None = None, **options) -> Datase
         root = Path(root).expanduser().absolute()
         if not root.is_dir():
             raise DatasetError(f"data root {root} does not exist")
-        return _DATASETS[key](root, **options)
+        data = _DATASETS[key](root, **options)
+        from .checks import check_split_overlap  # here: checks imports this module
+
+        check_split_overlap(data)
+        return data
     raise DatasetError(
         f"unknown dataset {name!r}; see `vlprompt list datasets` (custom data: folder:<dir> or csv:<file>)")

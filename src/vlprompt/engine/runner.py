@@ -18,6 +18,7 @@ import torch
 
 from ..backbones import VLBackbone, load_backbone
 from ..config import apply_text_overrides, from_dict, parse_overrides, to_dict
+from ..data.checks import class_problems, one_class_message
 from ..data.classsplit import labels_within
 from ..data.fewshot import sample_fewshot
 from ..data.images import drop_unreadable
@@ -81,11 +82,18 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     mcfg, tcfg = resolve_config(method, shots, method_config=method_config, train_config=train_config,
                                 epochs=epochs, overrides=overrides)
     data = _dataset(dataset, root)
+    one_class = one_class_message(data)
+    if one_class and cls.SPEC.fit != "none":
+        raise ConfigError(f"{one_class}; {method} cannot learn from it: add classes")
+    if one_class:
+        warnings.warn(one_class, VLPromptWarning, stacklevel=2)
     if cls.SPEC.fit != "none" or shots:
         if not isinstance(shots, int) or shots < 1:
             raise ConfigError(f"--shots must be a positive integer, got {shots!r}")
         data = sample_fewshot(data, shots, seed, strict=strict_shots)
     data, skipped = screen_images(data, skip_bad_images, workers)
+    data_warnings = ([one_class] if one_class else []) + class_problems(
+        data, ("train", "test") if cls.SPEC.fit != "none" else ("test",))
     bb = _backbone(backbone, device)
     if (out / "checkpoint").exists() and not resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
@@ -105,6 +113,8 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     metrics = trainer.evaluate(data.test, desc="test") if data.test else None
     eval_seconds = time.perf_counter() - t_eval
     extra = {"dataset": data.name, "root": str(root) if root else None, "shots": shots, "seed": seed}
+    if data.info.get("classnames_file"):
+        extra["classnames_file"] = data.info["classnames_file"]
     weights = save_method(model, out, extra=extra)
     record = {
         "config": run_config, "environment": environment(), "fewshot": data.info.get("fewshot"),
@@ -117,7 +127,7 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
                           "used": trainer.use_features and tcfg.cache_features},
         "seconds": {**{k: round(v, 3) for k, v in fit.seconds.items()}, "test": round(eval_seconds, 3),
                     "total": round(time.perf_counter() - t_start, 3)},
-        "weights": str(weights), "skipped_images": skipped,
+        "weights": str(weights), "skipped_images": skipped, "data_warnings": data_warnings,
     }
     atomic_write_json(out / RECORD, record)
     summary = {"run_dir": str(out), "method": method, "dataset": data.name, "backbone": bb.spec,
@@ -172,8 +182,9 @@ def evaluate_run(run: str | Path, *, dataset: str | DatasetSplits | None = None,
         name = data_cfg.get("dataset")
         if not name:
             raise ConfigError(f"{weights} does not name its dataset; pass --dataset")
-        dataset = name
         root = root if root is not None else data_cfg.get("root")
+        mapping = data_cfg.get("classnames_file")
+        dataset = load_dataset(name, root=root, **({"classnames": mapping} if mapping else {}))
     data = _dataset(dataset, root)
     subset = None
     if list(data.classnames) != model.classnames:
