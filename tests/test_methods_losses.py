@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vlprompt.errors import ConfigError
 from vlprompt.methods.base import Batch
 from vlprompt.methods.prograd import project_gradient
 from vlprompt.methods.registry import create_method
@@ -42,7 +43,8 @@ def _prograd_grads(method, features, labels):
 
 
 def test_prograd_update_orthogonal_when_conflicting_else_ce(tiny_vit):
-    method = create_method("prograd", tiny_vit, NAMES, n_ctx=4, generator=torch.Generator().manual_seed(0))
+    method = create_method("prograd", tiny_vit, NAMES, n_ctx=4, ctx_from_template=False,
+                           generator=torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(1)
     seen = {"conflict": 0, "agree": 0}
     for trial in range(40):
@@ -128,3 +130,26 @@ def test_cocoop_one_text_encoder_call_per_batch(tiny_vit, monkeypatch):
     looped = create_method("cocoop", tiny_vit, NAMES, batched=False)
     looped.logits_from_features(torch.randn(6, tiny_vit.embed_dim))
     assert calls == [len(NAMES)] * 6
+
+
+@pytest.mark.parametrize("template, n_words, fixed", [
+    ("a type of pet, a photo of a {}.", 8, "a"),  # the comma's token pushes the last word out
+    ("a texture of {}.", 3, ""),
+])
+def test_prograd_context_starts_from_its_template(tiny_vit, template, n_words, fixed):
+    """ProGrad's CTX_INIT: as many BPE tokens of the template's words before `{}` as it has
+    words, right-aligned in the 16 slots with zeros before them; what is left of the phrase
+    stays text before the class name."""
+    from vlprompt.methods.components.prompts import word_init
+
+    method = create_method("prograd", tiny_vit, NAMES, teacher_template=template)
+    phrase = template.split("{}")[0].strip()
+    tokens = word_init(tiny_vit, phrase)
+    ctx = method.learned.ctx.detach()
+    assert ctx.shape[0] == 16
+    assert torch.equal(ctx[:16 - n_words], torch.zeros(16 - n_words, ctx.shape[1]))
+    assert torch.allclose(ctx[16 - n_words:], tokens[:n_words])
+    assert method.name_prefix == fixed
+    assert tokens.shape[0] == n_words + (1 if fixed else 0)
+    with pytest.raises(ConfigError, match="more than n_ctx"):
+        create_method("prograd", tiny_vit, NAMES, teacher_template=template, n_ctx=2)

@@ -11,6 +11,7 @@ from torch.distributions import Normal, kl_divergence
 from vlprompt.methods.base import Batch
 from vlprompt.methods.components.gaussian import kl_to_standard_normal
 from vlprompt.methods.registry import create_method
+from vlprompt.methods.variational import _image_generator
 
 NAMES = ["cat", "dog", "red fox"]
 
@@ -93,22 +94,29 @@ def test_default_kl_is_mean_over_dimensions(tiny_vit, data):
     assert kl_sum.item() == pytest.approx(width * kl_mean.item(), rel=1e-5)
 
 
+@pytest.mark.parametrize("noise", ["per_image", "shared"])
 @pytest.mark.parametrize("conditional", [False, True], ids=["global", "conditional"])
-def test_prediction_is_log_mean_exp_over_seeded_samples(tiny_vit, data, conditional):
+def test_prediction_is_log_mean_exp_over_seeded_samples(tiny_vit, data, conditional, noise):
+    """per_image (the reference's): each image its own L draws, from a generator seeded by
+    test_seed and the image's position in the evaluation; shared: one set of L draws."""
     x, f, _ = data
-    var = _make(tiny_vit, conditional=conditional, samples=2, test_samples=4, test_seed=11,
-                init_log_var=math.log(0.05 ** 2))
+    kw = dict(conditional=conditional, samples=2, test_samples=4, test_seed=11,
+              init_log_var=math.log(0.05 ** 2), test_noise=noise)
+    var = _make(tiny_vit, **kw)
     width = var.learned.ctx.shape[-1]
-    eps = torch.randn(4, 1, width, generator=torch.Generator().manual_seed(11))
+    if noise == "shared":
+        eps = torch.randn(4, 1, width, generator=torch.Generator().manual_seed(11)).expand(4, len(x), width)
+    else:
+        eps = torch.stack([torch.randn(4, width, generator=_image_generator(11, b)) for b in range(len(x))], 1)
     coop = create_method("coop", tiny_vit, NAMES, n_ctx=4, ctx_init="a photo of a")
     with torch.no_grad():
         mu, log_var = var.learned.posterior(f)  # (G, W)
-        r = mu + (0.5 * log_var).exp() * eps  # (L, G, W)
+        r = mu + (0.5 * log_var).exp() * eps  # (L, B, W)
         per_sample = []
         for s in range(4):
             rows = []
             for b in range(len(x)):
-                coop.learned.ctx.copy_(var.learned.ctx + r[s, b if conditional else 0])
+                coop.learned.ctx.copy_(var.learned.ctx + r[s, b])
                 rows.append(coop(x[b:b + 1])[0].log_softmax(-1))
             per_sample.append(torch.stack(rows))
         expected = torch.logsumexp(torch.stack(per_sample), dim=0) - math.log(4)  # (B, K)
@@ -116,15 +124,24 @@ def test_prediction_is_log_mean_exp_over_seeded_samples(tiny_vit, data, conditio
         assert torch.allclose(got, expected, atol=1e-4)
         single = torch.stack(per_sample)[0]
         assert not torch.allclose(got, single, atol=1e-4)  # the average differs from one sample
-        # deterministic: again, in another batch split, with a cached classifier
+        # deterministic: again, and in another batch split within one evaluation
         assert torch.equal(var(x), got)
-        assert torch.allclose(var(x[2:]), got[2:], atol=1e-6)
         with var.frozen_classifier():
-            assert torch.allclose(var(x), got, atol=1e-6)
-        other = _make(tiny_vit, conditional=conditional, samples=2, test_samples=4, test_seed=12,
-                      init_log_var=math.log(0.05 ** 2))
+            split = torch.cat([var(x[:2]), var(x[2:])])
+        assert torch.allclose(split, got, atol=1e-5)
+        other = _make(tiny_vit, **{**kw, "test_seed": 12})
         other.load_learned(var.learned_state())
         assert not torch.allclose(other(x), got, atol=1e-4)
+
+
+def test_reference_initial_log_variance_and_hidden_width(tiny_vit):
+    """The reference draws the global log-variance uniform in [0, 1) and sizes the conditional
+    MLPs' hidden layer at the image-feature width // 2."""
+    var = _make(tiny_vit)
+    log_var = var.learned.posterior.log_var
+    assert log_var.min() >= 0 and log_var.max() < 1 and log_var.std() > 0.1
+    cond = _make(tiny_vit, conditional=True)
+    assert cond.learned.posterior.mu_net[0].out_features == tiny_vit.embed_dim // 2
 
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["global", "conditional"])

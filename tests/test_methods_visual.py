@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from vlprompt.backbones.base import NeedsViTError
+from vlprompt.errors import ConfigError
 from vlprompt.methods.base import Batch
-from vlprompt.methods.components.generators import UnifiedPromptLayer
+from vlprompt.methods.components.generators import AuthorsPromptLayer, UnifiedPromptLayer
 from vlprompt.methods.registry import create_method
 
 NAMES = ["cat", "dog", "red fox"]
@@ -196,6 +197,49 @@ def test_upt_layer_matches_eq5_written_out():
     assert torch.allclose(layer(u), expected, atol=1e-5)
 
 
+@torch.no_grad()
+def test_upt_authors_layer_written_out_and_tokens_never_attend():
+    """generator_code=authors, from the released code: a post-norm attention block over
+    length-1 sequences (softmax over one key is 1, so SA(x) = out_proj(v_proj(x)) for each
+    token on its own), then a pre-norm ReLU FFN block."""
+    g = torch.Generator().manual_seed(3)
+    layer = AuthorsPromptLayer(4, heads=1, dropout=0.1, generator=g).eval()
+    for ln in (layer.norm1, layer.norm2):
+        ln.weight.copy_(torch.rand(4, generator=g) + 0.5)
+        ln.bias.copy_(torch.randn(4, generator=g))
+    u = torch.randn(2, 3, 4, generator=g)  # two prompted layers of three tokens
+    _, _, wv = layer.attn.in_proj_weight.chunk(3)
+    _, _, bv = layer.attn.in_proj_bias.chunk(3)
+    sa = layer.attn.out_proj(u @ wv.T + bv)
+    x = _layer_norm(u + sa, layer.norm1)
+    expected = x + layer.linear2(F.relu(layer.linear1(_layer_norm(x, layer.norm2))))
+    assert torch.allclose(layer(u), expected, atol=1e-5)
+    # no token sees another: changing one token changes only its own output
+    moved = u.clone()
+    moved[1, 2] += 5.0
+    diff = (layer(moved) - layer(u)).abs().sum(-1)
+    assert diff[1, 2] > 0.1 and diff.flatten()[:5].max() == 0
+    # Eq. 5's layer, by contrast, mixes the tokens of a layer
+    paper = UnifiedPromptLayer(4, heads=1, dropout=0.0, generator=g).eval()
+    assert (paper(moved) - paper(u))[1, :2].abs().max() > 0
+
+
+def test_upt_authors_generator_option(tiny_vit):
+    upt = create_method("upt", tiny_vit, ["a", "b"], generator_code="authors")
+    assert isinstance(upt.learned.generator, AuthorsPromptLayer)
+    assert create_method("upt", tiny_vit, ["a", "b"]).config.generator_code == "paper"
+    text, visual = upt.generate()
+    assert text.shape[1] == upt.config.n_text and visual.shape[1] == upt.config.n_visual
+    upt.train()  # two generator passes, as released: the dropout masks differ between towers
+    torch.manual_seed(0)
+    t1, v1 = upt.generate()
+    torch.manual_seed(0)
+    full = upt.learned.generator(upt.learned.unified)
+    assert torch.equal(t1, full[:, :upt.config.n_text])
+    with pytest.raises(ConfigError, match="generator_code=authors"):
+        create_method("upt", tiny_vit, ["a", "b"], variant="joint", generator_code="authors")
+
+
 def test_upt_split_sends_first_tokens_to_text_rest_to_vision(tiny_vit, images):
     x, _ = images
     upt = _make("upt", tiny_vit, n_text=2, n_visual=3)
@@ -308,3 +352,24 @@ def test_hugging_face_backbone(hf_clip_dir, name, cfg):
     method.backward(out)
     assert out.logits.shape == (2, 3) and torch.isfinite(out.loss)
     assert all(p.grad is not None for p in method.learned.parameters())
+
+
+def test_maple_deeper_couplings_start_as_copies_of_one_init(model_configs, tmp_path):
+    """The reference clones one Linear for the couplings of layers 2..J (copy.deepcopy), while
+    the first layer's coupling has its own draw."""
+    import json
+
+    from vlprompt.backbones import load_backbone
+
+    config = json.loads(open(model_configs["vit"]).read())
+    config["vision_cfg"]["layers"] = config["text_cfg"]["layers"] = 3
+    path = tmp_path / "three_layers.json"
+    path.write_text(json.dumps(config))
+    backbone = load_backbone(f"openclip:{path}")
+    maple = create_method("maple", backbone, ["a", "b"], depth=3, generator=torch.Generator().manual_seed(0))
+    w, b = maple.learned.coupling_weight.detach(), maple.learned.coupling_bias.detach()
+    assert w.shape[0] == 3
+    assert torch.equal(w[1], w[2]) and torch.equal(b[1], b[2])
+    assert not torch.allclose(w[0], w[1])
+    bound = 1.0 / w.shape[1] ** 0.5  # nn.Linear's default range
+    assert w.abs().max() <= bound and w.std() > bound / 3

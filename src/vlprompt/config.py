@@ -22,16 +22,28 @@ from .errors import ConfigError
 T = TypeVar("T")
 
 
-def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse
-    """A dataclass field with help text (lists get a default factory)."""
+#: The source shown for options vlprompt adds itself (speed, memory, comparisons): they do
+#: not change what a run computes, or they are off by default.
+OWN_OPTION = "vlprompt"
+
+
+def option(default: Any, help: str, source: str = OWN_OPTION) -> Any:  # noqa: A002 - mirrors argparse
+    """A dataclass field with help text and where its default comes from (a paper table or a
+    reference file, docs/methods.md); lists get a default factory."""
+    metadata = {"help": help, "source": source}
     if isinstance(default, list | dict):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def field_help(cls: type) -> dict[str, str]:
     """Field name -> help text of a config dataclass."""
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+def field_sources(cls: type) -> dict[str, str]:
+    """Field name -> the source of its default."""
+    return {f.name: f.metadata.get("source", OWN_OPTION) for f in dataclasses.fields(cls)}
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -199,10 +211,11 @@ def apply_text_overrides(cfg: T, overrides: Mapping[str, str], where: str) -> T:
 
 
 def describe(cls: type) -> list[str]:
-    """`name: type = default  # help` lines, for `vlprompt list methods --verbose`."""
+    """`name: type = default  # help [source]` lines, for `vlprompt list methods --options`."""
     hints = _hints(cls)
     lines = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        lines.append(f"{f.name}: {_type_name(hints[f.name])} = {default!r}  # {f.metadata.get('help', '')}")
+        lines.append(f"{f.name}: {_type_name(hints[f.name])} = {default!r}  # {f.metadata.get('help', '')} "
+                     f"[default from: {f.metadata.get('source', OWN_OPTION)}]")
     return lines

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 def _list_methods(verbose: bool) -> None:
     from ..config import describe
     from ..engine.options import TrainConfig
+    from ..methods.presets import rules_for
     from ..methods.registry import get_method_class, list_methods
 
     for name in list_methods():
@@ -61,7 +62,14 @@ def _list_methods(verbose: bool) -> None:
         if verbose:
             for line in describe(cls.Config):
                 print(f"    method.{line}")
+            rules = rules_for(cls)
+            if rules:
+                print("    preset (later lines win; --set overrides):")
+            for rule in rules:
+                values = [f"method.{k}={v!r}" for k, v in rule.method.items()]
+                values += [f"train.{k}={v!r}" for k, v in rule.train.items()]
+                print(f"      [{rule.condition()}] {', '.join(values)}  [from: {rule.source}]")
     if verbose:
-        print("training options (every method):")
+        print("training options (every method; a method's preset changes some):")
         for line in describe(TrainConfig):
             print(f"    train.{line}")

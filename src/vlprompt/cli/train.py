@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..api import train
 from ..errors import ConfigError
+from ..utils.io import claim_output_dir
 from .common import add_data_arguments, add_skip_bad_images, dataset_from_args, emit
 
 
@@ -21,9 +22,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="few-shot subset and training seed")
     p.add_argument("--out", type=Path, required=True, help="run folder (weights, config, run record)")
     p.add_argument("--epochs", type=int, help="override the preset's epoch count")
+    p.add_argument("--protocol", default="fewshot",
+                   choices=["fewshot", "base2new", "domain-generalization", "cross-dataset"],
+                   help="whose reference settings the preset takes (default fewshot; `vlprompt list "
+                        "methods --options` shows each method's table)")
     p.add_argument("--strict-shots", action="store_true",
                    help="fail when a class has fewer training images than --shots (default: take all, warn)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even if it holds files vlprompt did not write (they may be replaced)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an option, e.g. method.n_ctx=4 or train.lr=0.01 (repeatable)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
@@ -37,8 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")
+    claim_output_dir(args.out, "run", force=args.force, legacy=("checkpoint/state.safetensors",))
     dataset = dataset_from_args(args)
     result = train(args.method, args.backbone, dataset, shots=args.shots, seed=args.seed, out=args.out,
+                   protocol=args.protocol,
                    epochs=args.epochs, resume=args.resume, overrides=args.overrides, root=args.root,
                    device=args.device, workers=args.workers, progress=not args.quiet,
                    strict_shots=args.strict_shots, skip_bad_images=args.skip_bad_images)

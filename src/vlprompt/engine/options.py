@@ -16,26 +16,38 @@ from ..errors import ConfigError
 
 @dataclass
 class TrainConfig:
-    """How to train; see `vlprompt list methods --verbose` for every field's help."""
+    """How to train; see `vlprompt list methods --options` for every field's help."""
 
-    epochs: int = option(50, "training epochs (the method's preset sets it from the shot count)")
-    batch_size: int = option(32, "training batch size")
-    lr: float = option(0.002, "base learning rate")
-    optimizer: Literal["sgd", "adamw"] = option("sgd", "sgd (momentum, as the papers) or adamw")
-    momentum: float = option(0.9, "SGD momentum")
-    weight_decay: float = option(5e-4, "weight decay")
-    schedule: Literal["cosine", "constant"] = option("cosine", "learning-rate schedule after warm-up")
-    warmup_epochs: int = option(1, "epochs at the constant warm-up learning rate")
-    warmup_lr: float = option(1e-5, "the constant warm-up learning rate")
+    epochs: int = option(50, "training epochs (the method's preset sets it from the shot count)",
+                         "CoOp paper Sec. 4.1 (each method's preset sets it)")
+    batch_size: int = option(32, "training batch size",
+                             "Dassl configs used by every reference (batch 32)")
+    lr: float = option(0.002, "base learning rate",
+                       "CoOp configs/trainers/CoOp/*.yaml (OPTIM.LR 0.002)")
+    optimizer: Literal["sgd", "adamw"] = option("sgd", "sgd (momentum, as the papers) or adamw",
+                                                "Dassl configs of every reference (OPTIM.NAME sgd)")
+    momentum: float = option(0.9, "SGD momentum",
+                             "Dassl dassl/config/defaults.py (MOMENTUM 0.9)")
+    weight_decay: float = option(5e-4, "weight decay",
+                                 "Dassl dassl/config/defaults.py (WEIGHT_DECAY 5e-4)")
+    schedule: Literal["cosine", "constant"] = option("cosine", "learning-rate schedule after warm-up",
+                                                     "reference configs (LR_SCHEDULER cosine)")
+    warmup_epochs: int = option(1, "epochs at the constant warm-up learning rate",
+                                "reference configs (WARMUP_EPOCH 1)")
+    warmup_lr: float = option(1e-5, "the constant warm-up learning rate",
+                              "reference configs (WARMUP_CONS_LR 1e-5)")
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
         "auto", "autocast dtype; auto: bf16 on GPU, fp32 on CPU (CPU autocast is slower here)")
     augment: bool = option(True, "random resized crop + flip on training images, where the dataset "
-                                 "allows it (the synthetic suite does not)")
-    views: int = option(10, "augmented views per image kept in the feature cache")
+                                 "allows it (the synthetic suite does not)",
+                           "reference configs (random_resized_crop, random_flip)")
+    views: int = option(10, "augmented views per image kept in the feature cache",
+                        "vlprompt benchmarks/cache_views.py (10 cached views)")
     cache_features: bool = option(True, "cache frozen image features on disk (methods that allow it)")
     eval_every: int = option(0, "evaluate on the few-shot val split every N epochs (0: never)")
-    select: Literal["last", "val"] = option("last", "model selection: last epoch, or best few-shot val")
+    select: Literal["last", "val"] = option("last", "model selection: last epoch, or best few-shot val",
+                                            "reference trainers (the last epoch's model is evaluated)")
     eval_batch_size: int = option(128, "batch size for encoding and evaluation")
     drop_last: bool = option(True, "drop the last incomplete batch when there are enough images")
 

@@ -1,8 +1,8 @@
 """A whole run: config resolution, few-shot data, training, test evaluation, saving.
 
 The configuration is resolved in one order, recorded in full in `run.json`:
-`TrainConfig` defaults <- the method's preset for the shot count <- explicit dicts <-
-`--epochs` <- `--set section.key=value`. The test split is only touched once, after
+the `Config`/`TrainConfig` defaults <- the method's preset for (protocol, dataset, shots)
+(`methods/presets.py`) <- explicit dicts <- `--epochs` <- `--set section.key=value`. The test split is only touched once, after
 training; model selection uses the few-shot validation split.
 """
 
@@ -26,6 +26,7 @@ from ..data.registry import load_dataset
 from ..data.types import DatasetSplits, Item
 from ..errors import ConfigError, VLPromptWarning
 from ..methods.base import Method
+from ..methods.presets import DEFAULT_PROTOCOL, Preset, resolve_preset
 from ..methods.registry import create_method, get_method_class
 from ..utils.io import atomic_write_json, remove_stale_temp
 from .data import mix_seed
@@ -38,24 +39,35 @@ log = logging.getLogger(__name__)
 SECTIONS = ("method", "train")
 
 
-def resolve_config(method: str, shots: int, *, method_config: dict | None = None,
-                   train_config: dict | None = None, epochs: int | None = None,
-                   overrides: Sequence[str] = ()) -> tuple[object, TrainConfig]:
+def resolve_config(method: str, shots: int, *, protocol: str = DEFAULT_PROTOCOL, dataset: str | None = None,
+                   method_config: dict | None = None, train_config: dict | None = None,
+                   epochs: int | None = None, overrides: Sequence[str] = ()) -> tuple[object, TrainConfig]:
     """The method's Config and the TrainConfig of a run (see the module docstring)."""
+    mcfg, tcfg, _ = resolve_run_config(method, shots, protocol=protocol, dataset=dataset,
+                                       method_config=method_config, train_config=train_config,
+                                       epochs=epochs, overrides=overrides)
+    return mcfg, tcfg
+
+
+def resolve_run_config(method: str, shots: int, *, protocol: str = DEFAULT_PROTOCOL,
+                       dataset: str | None = None, method_config: dict | None = None,
+                       train_config: dict | None = None, epochs: int | None = None,
+                       overrides: Sequence[str] = ()) -> tuple[object, TrainConfig, Preset]:
+    """`resolve_config` plus the preset it applied (recorded in `run.json`)."""
     cls = get_method_class(method)
     sets = parse_overrides(overrides)
     unknown = sorted(set(sets) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"--set: unknown section(s) {', '.join(unknown)}; use method.<key> or train.<key>")
-    mcfg = from_dict(cls.Config, method_config or {}, where="method")
+    preset = resolve_preset(cls, protocol=protocol, dataset=dataset, shots=shots)
+    mcfg = from_dict(cls.Config, {**preset.method, **(method_config or {})}, where="method")
     mcfg = apply_text_overrides(mcfg, sets.get("method", {}), "method")
-    preset = cls.train_preset(shots)
-    tdict = {**to_dict(TrainConfig()), **preset, **(train_config or {})}
+    tdict = {**to_dict(TrainConfig()), **preset.train, **(train_config or {})}
     if epochs is not None:
         tdict["epochs"] = epochs
     tcfg = from_dict(TrainConfig, tdict, where="train")
     tcfg = apply_text_overrides(tcfg, sets.get("train", {}), "train")
-    return mcfg, tcfg
+    return mcfg, tcfg, preset
 
 
 def _dataset(dataset: str | DatasetSplits, root: str | Path | None) -> DatasetSplits:
@@ -71,16 +83,21 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
           overrides: Sequence[str] = (), method_config: dict | None = None,
           train_config: dict | None = None, root: str | Path | None = None, device: str = "cpu",
           workers: int = 0, progress: bool = True, cache_dir: str | Path | None = None,
-          strict_shots: bool = False, skip_bad_images: bool = False) -> dict:
+          strict_shots: bool = False, skip_bad_images: bool = False,
+          protocol: str = DEFAULT_PROTOCOL) -> dict:
     """Train `method` on a K-shot subset, evaluate on the test split, save into `out`.
+
+    `protocol` picks the reference's preset for that protocol (`methods/presets.py`).
 
     Returns the run record's summary: `top1` (test accuracy, a fraction), `run_dir`, ...
     """
     t_start = time.perf_counter()
     out = Path(out)
     cls = get_method_class(method)
-    mcfg, tcfg = resolve_config(method, shots, method_config=method_config, train_config=train_config,
-                                epochs=epochs, overrides=overrides)
+    dataset_name = dataset if isinstance(dataset, str) else dataset.name
+    mcfg, tcfg, preset = resolve_run_config(method, shots, protocol=protocol, dataset=dataset_name,
+                                            method_config=method_config, train_config=train_config,
+                                            epochs=epochs, overrides=overrides)
     data = _dataset(dataset, root)
     one_class = one_class_message(data)
     if one_class and cls.SPEC.fit != "none":
@@ -104,7 +121,7 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
                           generator=generator)
     run_config = {"method": method, "method_config": to_dict(mcfg), "train": to_dict(tcfg),
                   "seed": seed, "shots": shots, "dataset": data.name, "backbone": bb.spec,
-                  "backbone_checksum": bb.checksum()}
+                  "backbone_checksum": bb.checksum(), "preset": preset.record()}
     cache = FeatureCache(cache_dir, enabled=tcfg.cache_features) if cache_dir else None
     trainer = Trainer(model, tcfg, seed=seed, out_dir=out, cache=cache, workers=workers,
                       flip=data.flip_ok, augment=data.augment_ok, progress=progress, run_config=run_config)

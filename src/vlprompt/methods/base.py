@@ -71,8 +71,6 @@ class Method(nn.Module):
     name: ClassVar[str] = ""
     Config: ClassVar[type]
     SPEC: ClassVar[MethodSpec]
-    #: Training options of the paper's preset (`train` section overrides).
-    TRAIN_PRESET: ClassVar[dict] = {}
 
     def __init__(self, backbone: VLBackbone, classnames: Sequence[str], config, *,
                  dataset_templates: Sequence[str] | None = None,
@@ -97,11 +95,6 @@ class Method(nn.Module):
     @property
     def num_classes(self) -> int:
         return len(self.classnames)
-
-    @classmethod
-    def train_preset(cls, shots: int) -> dict:
-        """The paper's training options for this shot count (see methods.md)."""
-        return dict(cls.TRAIN_PRESET)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.learned.parameters() if p.requires_grad]

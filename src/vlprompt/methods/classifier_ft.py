@@ -18,7 +18,6 @@ from ..backbones.base import VLBackbone
 from ..config import option
 from ..data.templates import resolve_templates
 from .base import Method, MethodSpec
-from .coop import epochs_for_shots
 from .registry import register_method
 from .zeroshot import text_classifier
 
@@ -30,21 +29,17 @@ class ClassifierFT(Method):
     name = "classifier-ft"
     SPEC = MethodSpec(trains="class weights (K x D)", frozen_image_features=True, fit="sgd",
                       can_change_classes=False, text_classifier=True)
-    TRAIN_PRESET = {"lr": 0.002, "batch_size": 32}
 
     @dataclass
     class Config:
-        template: str = option("dataset", "hand-crafted prompt(s) whose text features initialise W")
+        template: str = option("dataset", "hand-crafted prompt(s) whose text features initialise W",
+                               "rethinking paper Sec. 3 (W initialised from the zero-shot text features)")
 
     def __init__(self, backbone: VLBackbone, classnames: Sequence[str], config: Config, **kw):
         super().__init__(backbone, classnames, config, **kw)
         templates = resolve_templates(config.template, self.dataset_templates)
         init = text_classifier(backbone, self.classnames, templates)  # (K, D), unit norm
         self.learned.weight = nn.Parameter(init.detach().clone())
-
-    @classmethod
-    def train_preset(cls, shots: int) -> dict:
-        return {**cls.TRAIN_PRESET, "epochs": epochs_for_shots(shots)}
 
     def class_weights(self) -> torch.Tensor:
         return F.normalize(self.learned.weight, dim=-1)  # (K, D)

@@ -30,13 +30,15 @@ class CoCoOp(ContextPromptMethod):
     name = "cocoop"
     SPEC = MethodSpec(trains="context vectors (M x W) and the meta-network", frozen_image_features=True,
                       fit="sgd", can_change_classes=True, text_classifier=False)
-    TRAIN_PRESET = {"lr": 0.002, "batch_size": 1, "epochs": 10}
 
     @dataclass
     class Config(ContextConfig):
-        n_ctx: int = option(4, "number of context vectors M (ignored when ctx_init is a phrase)")
-        ctx_init: str = option("a photo of a", "phrase whose word embeddings initialise the context")
-        meta_reduction: int = option(16, "hidden width of the meta-network is D / meta_reduction")
+        n_ctx: int = option(4, "number of context vectors M (ignored when ctx_init is a phrase)",
+                            "CoCoOp config vit_b16_c4_ep10_batch1_ctxv1.yaml (N_CTX 4)")
+        ctx_init: str = option("a photo of a", "phrase whose word embeddings initialise the context",
+                               "CoCoOp config vit_b16_c4_ep10_batch1_ctxv1.yaml (CTX_INIT)")
+        meta_reduction: int = option(16, "hidden width of the meta-network is D / meta_reduction",
+                                     "CoOp repo trainers/cocoop.py (vis_dim // 16)")
         batched: bool = option(True, "all images x classes in one text-encoder call (False: a "
                                      "per-image loop, as the reference; for comparisons)")
 
@@ -54,10 +56,6 @@ class CoCoOp(ContextPromptMethod):
         self.learned.meta_net = nn.Sequential(
             reset_linear(nn.Linear(dim, hidden), self._generator), nn.ReLU(inplace=True),
             reset_linear(nn.Linear(hidden, width), self._generator)).to(backbone.device)
-
-    @classmethod
-    def train_preset(cls, shots: int) -> dict:
-        return dict(cls.TRAIN_PRESET)
 
     @property
     def spec(self) -> MethodSpec:

@@ -27,13 +27,18 @@ from .registry import register_method
 class ContextConfig:
     """Options shared by every method that learns CoOp-style context vectors."""
 
-    n_ctx: int = option(16, "number of context vectors M (ignored when ctx_init is a phrase)")
+    n_ctx: int = option(16, "number of context vectors M (ignored when ctx_init is a phrase)",
+                        "CoOp paper Sec. 4.1 and scripts/coop/main.sh (NCTX 16)")
     ctx_init: str = option("", "phrase whose word embeddings initialise the context, e.g. 'a photo of a'; "
-                               "empty: random N(0, init_std)")
-    init_std: float = option(0.02, "standard deviation of the random context init")
-    class_specific: bool = option(False, "one context per class (CSC) instead of a unified one")
+                               "empty: random N(0, init_std)",
+                           "CoOp train.py (CTX_INIT '' : random init) for few-shot")
+    init_std: float = option(0.02, "standard deviation of the random context init",
+                             "CoOp trainers/coop.py (nn.init.normal_ std 0.02)")
+    class_specific: bool = option(False, "one context per class (CSC) instead of a unified one",
+                                  "CoOp scripts/coop/main.sh (CSC False)")
     class_token_position: Literal["end", "middle", "front"] = option(
-        "end", "where the class name sits relative to the context")
+        "end", "where the class name sits relative to the context",
+        "CoOp scripts/coop/main.sh (CTP end)")
     text_chunk: int = option(0, "encode this many classes per text-encoder call (0: automatic: one call "
                                 "up to 512 prompts, else calls of 256 prompts with checkpointing)")
     text_checkpointing: bool = option(False, "recompute each class chunk's text activations in "
@@ -50,37 +55,31 @@ class ContextConfig:
             raise ConfigError("text_chunk must be >= 0")
 
 
-def epochs_for_shots(shots: int) -> int:
-    """CoOp's schedule: 50 epochs for 1 shot, 100 for 2-4 shots, 200 for 8 or more."""
-    return 50 if shots <= 1 else 100 if shots <= 4 else 200
-
-
 class ContextPromptMethod(Method):
     """A frozen CLIP whose class prompts carry learnable context vectors (`learned.ctx`)."""
 
     SPEC = MethodSpec(trains="context vectors (M x W, or K x M x W class-specific)",
                       frozen_image_features=True, fit="sgd", can_change_classes=True,
                       text_classifier=True)
-    TRAIN_PRESET = {"lr": 0.002, "batch_size": 32}
-
     def __init__(self, backbone: VLBackbone, classnames: Sequence[str], config: ContextConfig, **kw):
         super().__init__(backbone, classnames, config, **kw)
-        width = backbone.text_tower.width
-        if config.ctx_init:
-            base = word_init(backbone, config.ctx_init)  # (M, W)
-        else:
-            base = torch.randn(config.n_ctx, width, generator=self._generator) * config.init_std
+        #: words that stay text between the context and each class name (ProGrad's template init)
+        self.name_prefix = ""
+        base, from_words = self._initial_context(backbone.text_tower.width)  # (M, W)
         self.n_ctx = base.shape[0]
         if config.class_specific:
             base = base.unsqueeze(0).repeat(len(self.classnames), 1, 1)
-            if not config.ctx_init:  # independent random vectors per class
+            if not from_words:  # independent random vectors per class
                 base = torch.randn(base.shape, generator=self._generator) * config.init_std
         self.learned.ctx = nn.Parameter(base.to(backbone.device))
         self._build_classes()
 
-    @classmethod
-    def train_preset(cls, shots: int) -> dict:
-        return {**cls.TRAIN_PRESET, "epochs": epochs_for_shots(shots)}
+    def _initial_context(self, width: int) -> tuple[torch.Tensor, bool]:
+        """The context's starting vectors (M, W) and whether they come from words."""
+        cfg = self.config
+        if cfg.ctx_init:
+            return word_init(self.backbone, cfg.ctx_init), True
+        return torch.randn(cfg.n_ctx, width, generator=self._generator) * cfg.init_std, False
 
     @property
     def spec(self) -> MethodSpec:
@@ -92,7 +91,8 @@ class ContextPromptMethod(Method):
 
     def _build_classes(self) -> None:
         cfg = self.config
-        self.prompts = ClassPrompts(self.backbone, self.classnames, self.n_ctx, cfg.class_token_position,
+        names = [f"{self.name_prefix} {c}" for c in self.classnames] if self.name_prefix else self.classnames
+        self.prompts = ClassPrompts(self.backbone, names, self.n_ctx, cfg.class_token_position,
                                     chunk=cfg.text_chunk, checkpointing=cfg.text_checkpointing,
                                     share_prefix=cfg.text_share_prefix)
 

@@ -23,18 +23,17 @@ class KgCoOp(ContextPromptMethod):
     """CoOp context regularised towards the zero-shot text features."""
 
     name = "kgcoop"
-    TRAIN_PRESET = {"lr": 0.002, "batch_size": 128}
 
     @dataclass
     class Config(ContextConfig):
-        n_ctx: int = option(4, "number of context vectors M (ignored when ctx_init is a phrase)")
-        ctx_init: str = option("a photo of a", "phrase whose word embeddings initialise the context")
-        weight: float = option(8.0, "w: weight of the text-feature consistency loss")
-        template: str = option("dataset", "hand-crafted prompt(s) giving the zero-shot features w^zs")
-
-    @classmethod
-    def train_preset(cls, shots: int) -> dict:
-        return {**cls.TRAIN_PRESET, "epochs": 100}
+        n_ctx: int = option(4, "number of context vectors M (ignored when ctx_init is a phrase)",
+                            "KgCoOp scripts/base2new_train.sh (NCTX 4)")
+        ctx_init: str = option("a photo of a", "phrase whose word embeddings initialise the context",
+                               "KgCoOp trainers/kgcoop.py (CTX_INIT: 'a photo of a')")
+        weight: float = option(8.0, "w: weight of the text-feature consistency loss",
+                               "KgCoOp scripts/run.sh and xd_train.sh (W 8.0; train.py's default is 1.0)")
+        template: str = option("dataset", "hand-crafted prompt(s) giving the zero-shot features w^zs",
+                               "KgCoOp trainers/kgcoop.py CUSTOM_TEMPLATES (CoOp's, except DTD: see the preset)")
 
     def _build_classes(self) -> None:
         super()._build_classes()

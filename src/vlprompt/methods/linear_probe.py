@@ -59,15 +59,19 @@ class LinearProbe(Method):
     name = "linear-probe"
     SPEC = MethodSpec(trains="linear classifier (K x D weights, K biases)", frozen_image_features=True,
                       fit="closed-form", can_change_classes=False, text_classifier=False)
-    TRAIN_PRESET = {"augment": False}
 
     @dataclass
     class Config:
-        C: float | None = option(None, "inverse regularisation; none: search it on the few-shot val set")
-        search_steps: int = option(8, "binary-search steps in log10(C) after the coarse sweep")
-        default_C: float = option(0.316, "C used when there is no validation data to search on")
-        normalize: bool = option(False, "L2-normalise the features first (CLIP uses raw features)")
-        max_iter: int = option(1000, "L-BFGS iterations per fit")
+        C: float | None = option(None, "inverse regularisation; none: search it on the few-shot val set",
+                                 "CLIP paper Appendix A.3 (C searched on validation data)")
+        search_steps: int = option(8, "binary-search steps in log10(C) after the coarse sweep",
+                                   "CLIP paper Appendix A.3 / CoOp's lpclip (binary search after a sweep)")
+        default_C: float = option(0.316, "C used when there is no validation data to search on",
+                                  "CoOp lpclip/linear_probe.py (0.316 when no search is possible)")
+        normalize: bool = option(False, "L2-normalise the features first (CLIP uses raw features)",
+                                 "CoOp lpclip/linear_probe.py (raw features)")
+        max_iter: int = option(1000, "L-BFGS iterations per fit",
+                               "CoOp lpclip/linear_probe.py (max_iter 1000)")
 
         def __post_init__(self) -> None:
             if self.C is not None and self.C <= 0 or self.default_C <= 0:

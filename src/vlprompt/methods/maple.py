@@ -5,7 +5,8 @@ fresh set per deeper layer, replacing the previous layer's outputs at positions 
 The vision prompts of layer j are `C_j(text prompts of layer j)`, a per-layer linear
 coupling from the text width to the vision width, so both towers are prompted from one
 source. With `ctx_init` "a photo of a" and M = 2 the prompt is `[SOS] V1 V2 of a <name> .`
-(the first M words become learnable, the rest of the phrase stays text).
+(the first M words become learnable, the rest of the phrase stays text). As in the
+reference, the couplings of the deeper layers start as copies of one initialisation.
 """
 
 from __future__ import annotations
@@ -26,28 +27,8 @@ from .components.multimodal import (
     encode_class_prompts,
     prompt_depth,
 )
-from .components.prompts import ClassPrompts, word_init
+from .components.prompts import ClassPrompts, split_init_phrase
 from .registry import register_method
-
-
-def split_init_phrase(backbone: VLBackbone, phrase: str, n_ctx: int) -> tuple[torch.Tensor, str]:
-    """Embeddings (M, W) of the phrase's first `n_ctx` tokens and the rest of the phrase as text.
-
-    The split must fall between words, so the remaining words can be tokenized with the
-    class name exactly as they were inside the phrase.
-    """
-    tokens = word_init(backbone, phrase)  # (T, W)
-    if n_ctx > tokens.shape[0]:
-        raise ConfigError(f"ctx_init {phrase!r} has {tokens.shape[0]} tokens, fewer than n_ctx={n_ctx}")
-    words = phrase.split()
-    for k in range(len(words) + 1):
-        head = " ".join(words[:k])
-        count = 0 if not head else word_init(backbone, head).shape[0]
-        if count == n_ctx:
-            return tokens[:n_ctx], " ".join(words[k:])
-        if count > n_ctx:
-            break
-    raise ConfigError(f"n_ctx={n_ctx} splits a word of ctx_init {phrase!r}; choose n_ctx at a word boundary")
 
 
 @register_method
@@ -57,16 +38,18 @@ class MaPLe(PromptedImageMethod):
     name = "maple"
     SPEC = MethodSpec(trains="text context, deep text prompts (J-1 layers) and J linear couplings",
                       frozen_image_features=False, fit="sgd", can_change_classes=True, text_classifier=False)
-    #: Public reference configs (base-to-new, 16 shots): SGD lr 0.0035, batch 4, 5 epochs.
-    TRAIN_PRESET = {"lr": 0.0035, "batch_size": 4, "epochs": 5}
 
     @dataclass
     class Config:
-        n_ctx: int = option(2, "prompt tokens M per layer (text and vision)")
+        n_ctx: int = option(2, "prompt tokens M per layer (text and vision)",
+                            "MaPLe configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml (N_CTX 2)")
         ctx_init: str = option("a photo of a", "phrase whose first n_ctx tokens initialise the context; "
-                                               "the rest of it stays in the prompt (empty: random)")
-        depth: int = option(9, "J: prompted layers, capped by both towers' depth (9 of 12 in the paper)")
-        init_std: float = option(0.02, "standard deviation of the random prompt init")
+                                               "the rest of it stays in the prompt (empty: random)",
+                               "MaPLe config (CTX_INIT) and trainers/maple.py (n_ctx kept, rest fixed)")
+        depth: int = option(9, "J: prompted layers, capped by both towers' depth (9 of 12 in the paper)",
+                            "MaPLe config (PROMPT_DEPTH 9); the transfer preset sets 3")
+        init_std: float = option(0.02, "standard deviation of the random prompt init",
+                                 "MaPLe trainers/maple.py (deep text prompts normal std 0.02)")
         text_chunk: int = option(0, "encode this many classes per text-encoder call (0: automatic, "
                                     "one call up to 512 classes)")
 
@@ -90,10 +73,15 @@ class MaPLe(PromptedImageMethod):
         if self.depth > 1:
             learned.deep_text = nn.Parameter(torch.randn(self.depth - 1, m, text.width, generator=g)
                                              * config.init_std)  # (J-1, M, Wt)
-        bound = 1.0 / text.width ** 0.5  # nn.Linear's default init, one coupling per layer
-        learned.coupling_weight = nn.Parameter(
-            (torch.rand(self.depth, text.width, vision.width, generator=g) * 2 - 1) * bound)  # (J, Wt, Wv)
-        learned.coupling_bias = nn.Parameter((torch.rand(self.depth, vision.width, generator=g) * 2 - 1) * bound)
+        # nn.Linear's default init: the first layer's coupling has its own draw; the deeper ones
+        # start as copies of one draw, as the reference clones one Linear for them
+        bound = 1.0 / text.width ** 0.5
+        draws = min(self.depth, 2)
+        weight = (torch.rand(draws, text.width, vision.width, generator=g) * 2 - 1) * bound  # (<=2, Wt, Wv)
+        bias = (torch.rand(draws, vision.width, generator=g) * 2 - 1) * bound
+        rows = [0] + [draws - 1] * (self.depth - 1)
+        learned.coupling_weight = nn.Parameter(weight[rows].clone())  # (J, Wt, Wv)
+        learned.coupling_bias = nn.Parameter(bias[rows].clone())  # (J, Wv)
         learned.to(backbone.device)
         self._build_classes()
 

@@ -20,6 +20,7 @@ from ..config import option
 from ..data.templates import resolve_templates
 from ..errors import ConfigError
 from .base import StepOutput
+from .components.prompts import split_init_phrase, word_init
 from .coop import ContextConfig, ContextPromptMethod
 from .registry import register_method
 from .zeroshot import text_classifier
@@ -50,15 +51,52 @@ class ProGrad(ContextPromptMethod):
 
     @dataclass
     class Config(ContextConfig):
+        ctx_from_template: bool = option(
+            True, "initialise the context from the words of the teacher's template before the class "
+                  "name, right-aligned in the M slots with zeros before them (ProGrad's CTX_INIT; "
+                  "ignored when ctx_init is given)",
+            "ProGrad configs/trainers/ProGrad/rn50*.yaml (CTX_INIT: True), trainers/prograd.py")
         grad_lambda: float = option(1.0, "lambda: how much of the conflicting component to remove "
-                                          "(0.8 in the reference for Flowers/DTD/EuroSAT at 8/16 shots)")
-        teacher_template: str = option("dataset", "hand-crafted prompt(s) of the zero-shot teacher")
-        temperature: float = option(1.0, "temperature T of the KL to the teacher")
+                                          "(the preset sets 0.8 for Flowers/DTD/EuroSAT at 8/16 shots)",
+                                    "ProGrad scripts/prograd.sh (LAMBDA=1.0) and README")
+        teacher_template: str = option("dataset", "hand-crafted prompt(s) of the zero-shot teacher (the "
+                                                  "preset sets ProGrad's own template where it differs)",
+                                       "ProGrad trainers/prograd.py CUSTOM_TEMPLATES")
+        temperature: float = option(1.0, "temperature T of the KL to the teacher",
+                                    "ProGrad configs/trainers/ProGrad/*.yaml (LOSS.T: 1.0)")
 
         def __post_init__(self) -> None:
             super().__post_init__()
             if self.temperature <= 0:
                 raise ConfigError("temperature must be positive")
+
+    def _initial_context(self, width: int) -> tuple[torch.Tensor, bool]:
+        """ProGrad's CTX_INIT: the words of the template before `{}` (as many BPE tokens as the
+        phrase has words, so a comma's token pushes the last word into the fixed text after the
+        context), right-aligned in the M slots, zeros before them."""
+        cfg = self.config
+        if cfg.ctx_init or not cfg.ctx_from_template:
+            return super()._initial_context(width)
+        template = resolve_templates(cfg.teacher_template, self.dataset_templates)[0]
+        phrase = template.split("{}", 1)[0].strip()
+        if not phrase:  # nothing before the class name: random init as without CTX_INIT
+            return super()._initial_context(width)
+        n_words = len(phrase.split())
+        if n_words > cfg.n_ctx:
+            raise ConfigError(f"ProGrad's template init: {phrase!r} has {n_words} words, more than "
+                              f"n_ctx={cfg.n_ctx}; raise method.n_ctx or set method.ctx_from_template=false")
+        tokens = word_init(self.backbone, phrase)  # (T, W)
+        n_init = min(n_words, tokens.shape[0])
+        if n_init < tokens.shape[0]:
+            try:
+                tokens, self.name_prefix = split_init_phrase(self.backbone, phrase, n_init)
+            except ConfigError:
+                raise ConfigError(f"ProGrad's template init cannot split {phrase!r} after {n_init} tokens "
+                                  "at a word boundary; set method.ctx_from_template=false or give "
+                                  "method.ctx_init") from None
+        ctx = torch.zeros(cfg.n_ctx, width)
+        ctx[cfg.n_ctx - n_init:] = tokens[:n_init]
+        return ctx, True
 
     def _build_classes(self) -> None:
         super()._build_classes()

@@ -48,9 +48,12 @@ class PromptBaseline(Method):
 
     @dataclass
     class Config:
-        kind: Kind = option("basic", "classname, basic, revised, negative, random-token, random-embedding")
-        n_random: int = option(4, "number of random tokens or vectors prepended to the class name")
-        seeds: int = option(10, "random prompts: how many seeds to average the accuracy over")
+        kind: Kind = option("basic", "classname, basic, revised, negative, random-token, random-embedding",
+                            "rethinking paper Table 1 (Basic: 'a photo of a {}.')")
+        n_random: int = option(4, "number of random tokens or vectors prepended to the class name",
+                               "rethinking paper Sec. 4 (random prompts)")
+        seeds: int = option(10, "random prompts: how many seeds to average the accuracy over",
+                            "rethinking paper Sec. 4 (averaged over 10 seeds)")
         seed: int = option(0, "random prompts: the first seed (seeds seed .. seed+seeds-1)")
 
         def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ from ..backbones.base import VLBackbone
 from ..config import option
 from ..errors import ConfigError
 from .base import MethodSpec, reset_linear
-from .components.generators import MLPPromptGenerator, UnifiedPromptLayer
+from .components.generators import AuthorsPromptLayer, MLPPromptGenerator, UnifiedPromptLayer
 from .components.multimodal import (
     PromptedImageMethod,
     PromptSet,
@@ -32,7 +32,6 @@ from .components.multimodal import (
     split_layers,
 )
 from .components.prompts import ClassPrompts, word_init
-from .coop import epochs_for_shots
 from .registry import register_method
 
 
@@ -43,24 +42,40 @@ class UPT(PromptedImageMethod):
     name = "upt"
     SPEC = MethodSpec(trains="unified prompts, the generator and the projections", frozen_image_features=False,
                       fit="sgd", can_change_classes=True, text_classifier=False)
-    TRAIN_PRESET = {"lr": 0.002, "batch_size": 32}
 
     @dataclass
     class Config:
-        n_text: int = option(4, "prompt tokens sent to the text encoder (the CoOp context)")
-        n_visual: int = option(4, "prompt tokens sent to the image encoder")
-        dim: int = option(0, "width d of the unified prompts (0: the text width, 512 for ViT-B)")
-        deep: bool = option(False, "layer-wise unified prompts U^i for both towers")
-        depth: int = option(0, "deep (and joint's visual tokens): how many layers get fresh prompts (0: all)")
+        n_text: int = option(4, "prompt tokens sent to the text encoder (the CoOp context)",
+                             "UPT code configs/trainers/Unified/*.yaml (N_CTX 4)")
+        n_visual: int = option(4, "prompt tokens sent to the image encoder",
+                               "UPT code trainers/unified.py (2 x n_ctx unified tokens: 4 visual)")
+        dim: int = option(0, "width d of the unified prompts (0: the text width, 512 for ViT-B)",
+                          "UPT code trainers/unified.py (ctx_dim 512, the text width)")
+        deep: bool = option(False, "layer-wise unified prompts U^i for both towers",
+                            "UPT paper Sec. 3 (the shallow variant is the main result)")
+        depth: int = option(0, "deep (and joint's visual tokens): how many layers get fresh prompts (0: all)",
+                            "UPT paper (layer-wise variant)")
         variant: Literal["unified", "joint", "shared"] = option(
             "unified", "unified (UPT); joint: independent CoOp + VPT-deep prompts; shared: one prompt "
-                       "set used by both towers")
+                       "set used by both towers",
+            "UPT paper Table 2")
         generator_type: Literal["transformer", "mlp"] = option(
-            "transformer", "unified: Eq. 5's Transformer layer, or two MLP layers (ablation)")
-        heads: int = option(1, "attention heads of the Transformer layer")
-        dropout: float = option(0.1, "dropout in the generator")
-        init_std: float = option(0.02, "standard deviation of the prompt init")
-        ctx_init: str = option("", "joint: phrase initialising the CoOp context (then n_text = its tokens)")
+            "transformer", "unified: Eq. 5's Transformer layer, or two MLP layers (ablation)",
+            "UPT paper Eq. 5; Table 2 for the MLP ablation")
+        generator_code: Literal["paper", "authors"] = option(
+            "paper", "the Transformer layer as the paper's Eq. 5 writes it (pre-norm residuals, GELU, "
+                     "tokens attend to each other), or exactly as the authors' released code runs it "
+                     "(post-norm attention, pre-norm ReLU FFN, each token attends only to itself, "
+                     "text and visual prompts from two generator passes)",
+            "UPT paper Eq. 5 (authors: UPT repository trainers/upt.py)")
+        heads: int = option(1, "attention heads of the Transformer layer",
+                            "UPT code trainers/unified.py (num_heads 1)")
+        dropout: float = option(0.1, "dropout in the generator",
+                                "UPT code trainers/unified.py (dropout 0.1)")
+        init_std: float = option(0.02, "standard deviation of the prompt init",
+                                 "UPT code trainers/unified.py (nn.init.normal_ std 0.02)")
+        ctx_init: str = option("", "joint: phrase initialising the CoOp context (then n_text = its tokens)",
+                               "UPT paper Table 2 (joint: CoOp + VPT-deep)")
         text_chunk: int = option(0, "encode this many classes per text-encoder call (0: automatic, "
                                     "one call up to 512 classes)")
 
@@ -75,6 +90,10 @@ class UPT(PromptedImageMethod):
                 raise ConfigError("variant=shared uses one prompt set for both towers: n_text must equal n_visual")
             if self.variant != "unified" and self.generator_type != "transformer":
                 raise ConfigError("generator_type applies to variant=unified only")
+            if self.generator_code == "authors" and (self.variant != "unified"
+                                                     or self.generator_type != "transformer"):
+                raise ConfigError("generator_code=authors is the released code's Transformer layer: it needs "
+                                  "variant=unified and generator_type=transformer")
             if self.ctx_init and self.variant != "joint":
                 raise ConfigError("ctx_init applies to variant=joint only (unified prompts are generated)")
 
@@ -91,7 +110,8 @@ class UPT(PromptedImageMethod):
             self.learned.unified = nn.Parameter(torch.randn(layers, n, dim, generator=g) * config.init_std)
             if config.variant == "unified":
                 if config.generator_type == "transformer":
-                    self.learned.generator = UnifiedPromptLayer(dim, config.heads, dropout=config.dropout, generator=g)
+                    layer = AuthorsPromptLayer if config.generator_code == "authors" else UnifiedPromptLayer
+                    self.learned.generator = layer(dim, config.heads, dropout=config.dropout, generator=g)
                 else:
                     self.learned.generator = MLPPromptGenerator(dim, dropout=config.dropout, generator=g)
             if dim != text.width:
@@ -114,10 +134,6 @@ class UPT(PromptedImageMethod):
         shape = (layers, cfg.n_visual, v_width)
         self.learned.visual = nn.Parameter(init_prompt_tokens(shape, "xavier", cfg.init_std, self._generator))
 
-    @classmethod
-    def train_preset(cls, shots: int) -> dict:
-        return {**cls.TRAIN_PRESET, "epochs": epochs_for_shots(shots)}
-
     def _build_classes(self) -> None:
         self.class_prompts = ClassPrompts(self.backbone, self.classnames, self.n_ctx, "end",
                                           chunk=self.config.text_chunk)
@@ -126,7 +142,10 @@ class UPT(PromptedImageMethod):
         """Text prompts (P, n_text, Wt) and visual prompts (P, n_visual, Wv) of the unified variants."""
         learned, cfg = self.learned, self.config
         u = learned.unified  # (P, n, d)
-        if cfg.variant == "unified":
+        if cfg.variant == "unified" and cfg.generator_code == "authors":
+            # the released code runs the generator once for each tower (two dropout draws)
+            text, visual = learned.generator(u)[:, :cfg.n_text], learned.generator(u)[:, cfg.n_text:]
+        elif cfg.variant == "unified":
             u = learned.generator(u)  # (P, n, d), Eq. 5
             text, visual = u[:, :cfg.n_text], u[:, cfg.n_text:]
         else:  # shared: the same tokens for both towers

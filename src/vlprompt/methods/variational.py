@@ -34,6 +34,11 @@ from .coop import ContextConfig, ContextPromptMethod
 from .registry import register_method
 
 
+def _image_generator(seed: int, position: int) -> torch.Generator:
+    """The generator of the prediction noise of the image at `position` in an evaluation."""
+    return torch.Generator().manual_seed((seed * 0x9E3779B97F4A7C15 + position + 1) % (2**63 - 1))
+
+
 @register_method
 class VariationalPrompt(ContextPromptMethod):
     """A distribution over prompts: base context plus a sampled residual."""
@@ -47,15 +52,30 @@ class VariationalPrompt(ContextPromptMethod):
     class Config(ContextConfig):
         n_ctx: int = option(4, "number of context vectors M (ignored when ctx_init is a phrase)")
         ctx_init: str = option("a photo of a", "phrase whose word embeddings initialise the context")
-        conditional: bool = option(False, "q(r|x) from MLPs on the image feature instead of a global q(r)")
-        samples: int = option(10, "L: Monte-Carlo samples per training step")
-        test_samples: int = option(0, "samples averaged at prediction (0: the same as samples)")
-        beta: float = option(0.001, "weight of KL(q || N(0, I))")
+        conditional: bool = option(False, "q(r|x) from MLPs on the image feature instead of a global q(r)",
+                                   "Bayesian-Prompt-Learning configs/trainers/VPT/"
+                                   "vit_b16_c4_ep10_batch1_ctxv1.yaml (VPT_TYPE coopvpt: global)")
+        samples: int = option(10, "L: Monte-Carlo samples per training step (the preset sets the "
+                                  "reference's per-dataset L)",
+                              "Bayesian-Prompt-Learning config (VPT.L 10) and VPT.md's table")
+        test_samples: int = option(0, "samples averaged at prediction (0: the same as samples)",
+                                   "Bayesian-Prompt-Learning scripts (the test uses the training L)")
+        beta: float = option(0.001, "weight of KL(q || N(0, I))", "Bayesian-Prompt-Learning trainers/vpt.py")
         kl_reduction: Literal["mean", "sum"] = option(
             "mean", "KL over the W context dimensions: mean (the reference's) or sum (the full "
-                    "Gaussian's KL, W times stronger)")
-        hidden: int = option(256, "conditional: hidden width of the two MLPs")
-        init_log_var: float = option(-8.0, "initial log sigma^2 (about the spread of CLIP's token embeddings)")
+                    "Gaussian's KL, W times stronger)", "Bayesian-Prompt-Learning trainers/vpt.py")
+        hidden: int = option(0, "conditional: hidden width of the two MLPs (0: the image-feature width // 2)",
+                             "Bayesian-Prompt-Learning trainers/vpt.py (d_theta = vis_dim // 2)")
+        init_log_var: float | None = option(
+            None, "initial log sigma^2; none: as the reference (global: uniform in [0, 1) per dimension; "
+                  "conditional: the MLPs' default init); a number: that value (conditional: output "
+                  "layers scaled by 0.01 with that bias)", "Bayesian-Prompt-Learning trainers/vpt.py")
+        test_noise: Literal["per_image", "shared"] = option(
+            "per_image", "prediction samples: L fresh draws for every image, as the reference (seeded "
+                         "here by test_seed and the image's position in the evaluation); shared: one set "
+                         "of L draws for all images (class features encoded once: faster, and each "
+                         "image's prediction independent of the others)",
+            "Bayesian-Prompt-Learning trainers/vpt.py (test-time sampling)")
         test_seed: int = option(0, "seed of the prediction samples (deterministic predictions)")
         batched: bool = option(True, "all samples x images x classes in one text-encoder call (False: a "
                                      "loop over samples and images, for comparisons)")
@@ -64,8 +84,8 @@ class VariationalPrompt(ContextPromptMethod):
             super().__post_init__()
             if self.class_specific:
                 raise ConfigError("variational prompts share one context; class_specific is not supported")
-            if self.samples < 1 or self.test_samples < 0 or self.hidden < 1:
-                raise ConfigError("samples and hidden must be >= 1, test_samples >= 0")
+            if self.samples < 1 or self.test_samples < 0 or self.hidden < 0:
+                raise ConfigError("samples must be >= 1, test_samples and hidden >= 0")
             if self.beta < 0:
                 raise ConfigError("beta must be >= 0")
 
@@ -73,14 +93,16 @@ class VariationalPrompt(ContextPromptMethod):
         super().__init__(backbone, classnames, config, **kw)
         width = backbone.text_tower.width
         if config.conditional:
-            posterior = ConditionalPosterior(backbone.embed_dim, width, config.hidden, config.init_log_var,
+            hidden = config.hidden or max(1, backbone.embed_dim // 2)
+            posterior = ConditionalPosterior(backbone.embed_dim, width, hidden, config.init_log_var,
                                              self._generator)
         else:
-            posterior = GlobalPosterior(width, config.init_log_var)
+            posterior = GlobalPosterior(width, config.init_log_var, self._generator)
         self.learned.posterior = posterior.to(backbone.device)
         seed = int(torch.randint(2**62, (1,), generator=self._generator))
         self._noise = torch.Generator().manual_seed(seed)  # training samples
         self._frozen_text: torch.Tensor | None = None
+        self._images_seen: int | None = None  # per_image test noise: position in the evaluation
         self.eval()  # predictions use the seeded test samples until the engine trains it
 
     @property
@@ -92,15 +114,22 @@ class VariationalPrompt(ContextPromptMethod):
 
     # ------------------------------------------------------------------ sampling
     def _eps(self, n: int) -> torch.Tensor:
-        """Noise (L, n, W): fresh per training step; fixed by `test_seed` for prediction."""
+        """Noise (L, n, W): fresh per training step; at prediction drawn from `test_seed` (one
+        shared set, n = 1, or each image's own set by its position in the evaluation)."""
         width = self.learned.ctx.shape[-1]
         if self.training:
-            shape = (self.config.samples, n, width)
-            eps = torch.randn(shape, generator=self._noise)
+            eps = torch.randn((self.config.samples, n, width), generator=self._noise)
         else:
             samples = self.config.test_samples or self.config.samples
-            g = torch.Generator().manual_seed(self.config.test_seed)
-            eps = torch.randn(samples, 1, width, generator=g)  # shared by all images
+            if self.config.test_noise == "shared":
+                g = torch.Generator().manual_seed(self.config.test_seed)
+                eps = torch.randn(samples, 1, width, generator=g)  # shared by all images
+            else:
+                start = self._images_seen or 0
+                eps = torch.stack([torch.randn(samples, width, generator=_image_generator(
+                    self.config.test_seed, start + i)) for i in range(n)], dim=1)  # (L, n, W)
+                if self._images_seen is not None:
+                    self._images_seen += n
         return eps.to(self.learned.ctx.device)
 
     def _text(self, r: torch.Tensor) -> torch.Tensor:
@@ -120,7 +149,7 @@ class VariationalPrompt(ContextPromptMethod):
             text = self._frozen_text
         else:
             # training draws noise per image for q(r|x); a global q(r) uses one r per sample
-            eps = self._eps(mu.shape[0] if self.training else 1)  # (L, G or 1, W)
+            eps = self._eps(self._noise_rows(mu.shape[0], features.shape[0]))  # (L, G or B or 1, W)
             text = self._text(mu + (0.5 * log_var).exp() * eps)  # (L, G, K, D)
         f = F.normalize(features.float(), dim=-1)  # (B, D)
         if text.shape[1] == 1:
@@ -130,6 +159,13 @@ class VariationalPrompt(ContextPromptMethod):
         logits = self.logit_scale * logits  # (L, B, K)
         return logits.log_softmax(dim=-1), kl_to_standard_normal(mu.float(), log_var.float(),
                                                               self.config.kl_reduction)
+
+    def _noise_rows(self, rows: int, images: int) -> int:
+        """How many noise rows a batch needs: training draws per row of q (one for a global q,
+        one per image for q(r|x)); prediction one shared row, or one per image."""
+        if self.training:
+            return rows
+        return images if self.config.test_noise == "per_image" else 1
 
     # ------------------------------------------------------------------ forward / training
     def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
@@ -147,9 +183,17 @@ class VariationalPrompt(ContextPromptMethod):
 
     @contextmanager
     def frozen_classifier(self) -> Iterator[None]:
-        """A global q(r): encode the L prediction samples' class features once per evaluation."""
-        if self.config.conditional or self.training:
+        """One evaluation: per-image noise counts images from the first; with shared noise and a
+        global q(r), the L prediction samples' class features are encoded once."""
+        if self.training:
             yield
+            return
+        if self.config.test_noise == "per_image" or self.config.conditional:
+            self._images_seen = 0
+            try:
+                yield
+            finally:
+                self._images_seen = None
             return
         with torch.no_grad():
             mu, log_var = self.learned.posterior(self.learned.ctx.new_zeros(1, 1))

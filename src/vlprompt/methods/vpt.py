@@ -38,16 +38,23 @@ class VPT(PromptedImageMethod):
     name = "vpt"
     SPEC = MethodSpec(trains="visual prompt tokens (P x n x vision width)", frozen_image_features=False,
                       fit="sgd", can_change_classes=True, text_classifier=False)
-    TRAIN_PRESET = {"lr": 0.0025, "batch_size": 4, "epochs": 5}
 
     @dataclass
     class Config:
-        n_tokens: int = option(8, "visual prompt tokens per layer (0: none, equals zero-shot)")
-        deep: bool = option(False, "a fresh set of tokens at every layer (VPT-deep) instead of the first only")
-        depth: int = option(0, "deep: how many layers, from the first, get fresh tokens (0: all)")
-        init: Literal["xavier", "normal", "zeros"] = option("xavier", "prompt init (xavier: VPT's uniform)")
-        init_std: float = option(0.02, "standard deviation of the normal init")
-        template: str = option("dataset", "hand-crafted prompt(s) of the fixed text classifier")
+        n_tokens: int = option(8, "visual prompt tokens per layer (0: none, equals zero-shot)",
+                               "MaPLe repo configs/trainers/VPT/vit_b16_c2_ep5_batch4_4.yaml (N_CTX_VISION 8)")
+        deep: bool = option(True, "a fresh set of tokens at every layer (VPT-deep) instead of the first only",
+                            "MaPLe repo VPT config (PROMPT_DEPTH_VISION 12); UPT repo trainers/vpt_deep.py")
+        depth: int = option(0, "deep: how many layers, from the first, get fresh tokens (0: all)",
+                            "MaPLe repo VPT config (PROMPT_DEPTH_VISION 12 of 12)")
+        init: Literal["xavier", "normal", "zeros"] = option(
+            "normal", "prompt init (normal: N(0, init_std) as both CLIP references; xavier: the VPT "
+                      "paper's uniform)", "MaPLe repo clip/model.py; UPT repo trainers/vpt_deep.py")
+        init_std: float = option(0.02, "standard deviation of the normal init",
+                                 "MaPLe repo clip/model.py; UPT repo trainers/vpt_deep.py")
+        template: str = option("a photo of a {}.", "hand-crafted prompt(s) of the fixed text classifier "
+                                                   "(the few-shot preset uses the dataset's own, as UPT's code)",
+                               "MaPLe repo trainers/vpt.py (FixedEmbeddings)")
 
         def __post_init__(self) -> None:
             if self.n_tokens < 0 or self.depth < 0:

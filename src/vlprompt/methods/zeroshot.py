@@ -82,7 +82,8 @@ class ZeroShot(Method):
     @dataclass
     class Config:
         template: str = option("dataset", "a template with {} or a set: dataset, select7, "
-                                          "imagenet80, or a '+' join such as dataset+select7")
+                                          "imagenet80, or a '+' join such as dataset+select7",
+                               "CoOp trainers/zsclip.py CUSTOM_TEMPLATES (the dataset's hand-crafted prompt)")
 
     def __init__(self, backbone: VLBackbone, classnames: Sequence[str], config: Config, **kw):
         super().__init__(backbone, classnames, config, **kw)

@@ -84,7 +84,9 @@ class GridOptions:
 
 #: Part of every run hash; raised when the same config trains differently, so stored runs
 #: are not reused. 2: datasets may forbid augmentation (the synthetic suite does).
-RUN_FORMAT = "vlprompt.run/2"
+#: 3: the warm-up then cosine schedule is Dassl's (the cosine starts after the warm-up), the
+#: variational KL is averaged over dimensions, and presets depend on protocol and dataset.
+RUN_FORMAT = "vlprompt.run/3"
 
 
 def resolved_config(spec: RunSpec, backbone_checksum: str) -> dict:
@@ -92,7 +94,8 @@ def resolved_config(spec: RunSpec, backbone_checksum: str) -> dict:
     from ..config import to_dict
     from ..engine.runner import resolve_config
 
-    mcfg, tcfg = resolve_config(spec.method, spec.shots, epochs=spec.epochs, overrides=spec.overrides)
+    mcfg, tcfg = resolve_config(spec.method, spec.shots, protocol=spec.protocol, dataset=spec.dataset,
+                                epochs=spec.epochs, overrides=spec.overrides)
     return {**spec.to_dict(), "method_config": to_dict(mcfg), "train": to_dict(tcfg),
             "backbone_checksum": backbone_checksum, "format": RUN_FORMAT}
 

@@ -30,6 +30,7 @@ from ..engine.runner import evaluate_run, train
 from ..engine.runs import RECORD, environment
 from ..errors import ConfigError, UserError
 from ..results.store import ResultStore
+from ..utils.io import run_lock
 from .base import RunSpec, config_hash, resolved_config
 from .provenance import PeakMemory, git_commit, host
 
@@ -65,7 +66,7 @@ class DatasetCache:
 
 def _train(spec: RunSpec, backbone: VLBackbone, data: DatasetSplits, run_dir: Path, progress: bool) -> dict:
     kw = dict(shots=spec.shots, seed=spec.seed, out=run_dir, epochs=spec.epochs, overrides=spec.overrides,
-              progress=progress)
+              progress=progress, protocol=spec.protocol)
     try:
         return train(spec.method, backbone, data, resume=True, **kw)
     except ConfigError as exc:
@@ -163,24 +164,36 @@ def run_grid(specs: Sequence[RunSpec], backbone: VLBackbone, db: str | Path, *, 
         done = store.completed_runs()
         todo = [p for p in plan(specs, backbone) if p[2] not in done]
         result.skipped = len(specs) - len(todo)
-        bar = tqdm(todo, desc="grid", unit="run", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-        for spec, config, run_hash in bar:
-            bar.set_postfix_str(spec.describe())
-            if store.has_run(run_hash):  # another process stored it meanwhile
-                result.skipped += 1
-                continue
-            try:
-                records = execute_run(spec, config, run_hash, backbone, datasets, out_dir, run_progress)
-            except (UserError, RuntimeError, ValueError) as exc:
-                log.error("run failed: %s: %s", spec.describe(), exc, exc_info=not isinstance(exc, UserError))
-                store.add_failure(run_hash, spec.to_dict(), f"{type(exc).__name__}: {exc}")
-                result.failed.append({"run": spec.describe(), "error": f"{type(exc).__name__}: {exc}"})
-                continue
-            result.records += store.add_run(records)
-            result.ran += 1
-            for rec in records:
-                if on_record is not None:
-                    on_record(rec)
+        bar = tqdm(total=len(todo), desc="grid", unit="run", disable=not progress, file=sys.stderr,
+                   dynamic_ncols=True)
+        # Identical grids started at once share the work: a run another process is running
+        # (its lock is taken) is put off; at the end this process waits for it, then finds it
+        # stored and skips it (or runs it, if that process died).
+        busy: list[tuple[RunSpec, dict, str]] = []
+        for blocking, queue in ((False, todo), (True, busy)):
+            for spec, config, run_hash in queue:
+                bar.set_postfix_str(spec.describe())
+                with run_lock(out_dir / f".{run_hash[:16]}.lock", blocking=blocking) as mine:
+                    if not mine:
+                        busy.append((spec, config, run_hash))
+                        continue
+                    bar.update()
+                    if store.has_run(run_hash):  # another process stored it meanwhile
+                        result.skipped += 1
+                        continue
+                    try:
+                        records = execute_run(spec, config, run_hash, backbone, datasets, out_dir, run_progress)
+                    except (UserError, RuntimeError, ValueError) as exc:
+                        log.error("run failed: %s: %s", spec.describe(), exc,
+                                  exc_info=not isinstance(exc, UserError))
+                        store.add_failure(run_hash, spec.to_dict(), f"{type(exc).__name__}: {exc}")
+                        result.failed.append({"run": spec.describe(), "error": f"{type(exc).__name__}: {exc}"})
+                        continue
+                    result.records += store.add_run(records)
+                result.ran += 1
+                for rec in records:
+                    if on_record is not None:
+                        on_record(rec)
         bar.close()
     result.seconds = time.perf_counter() - t0
     return result

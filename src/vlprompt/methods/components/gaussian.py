@@ -35,12 +35,17 @@ def log_mean_exp(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
 
 
 class GlobalPosterior(nn.Module):
-    """One q(r) for every image: learned mean (zero init) and log-variance (W,)."""
+    """One q(r) for every image: learned mean (zero init) and log-variance (W,), which starts
+    at `init_log_var`, or uniform in [0, 1) per dimension as the reference draws it (None)."""
 
-    def __init__(self, width: int, init_log_var: float):
+    def __init__(self, width: int, init_log_var: float | None, generator: torch.Generator | None = None):
         super().__init__()
         self.mu = nn.Parameter(torch.zeros(width))
-        self.log_var = nn.Parameter(torch.full((width,), float(init_log_var)))
+        if init_log_var is None:
+            log_var = torch.rand(width, generator=generator)
+        else:
+            log_var = torch.full((width,), float(init_log_var))
+        self.log_var = nn.Parameter(log_var)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Any features -> mean and log-variance (1, W), shared by the batch."""
@@ -56,16 +61,19 @@ def _mlp(dim: int, hidden: int, width: int, generator: torch.Generator | None) -
 class ConditionalPosterior(nn.Module):
     """q(r|x): two MLPs (D -> h -> h -> W, ELU) on the normalised image feature.
 
-    The output layers start small (weights scaled by 0.01, mean bias 0, log-variance bias
-    `init_log_var`), so training starts near the global posterior's init while every layer
-    still receives gradient from the first step.
+    With `init_log_var` None every layer has PyTorch's default init, as the reference. With a
+    number the output layers start small (weights scaled by 0.01, mean bias 0, log-variance
+    bias `init_log_var`), so training starts near a global posterior with that variance while
+    every layer still receives gradient from the first step.
     """
 
-    def __init__(self, dim: int, width: int, hidden: int, init_log_var: float,
+    def __init__(self, dim: int, width: int, hidden: int, init_log_var: float | None,
                  generator: torch.Generator | None):
         super().__init__()
         self.mu_net = _mlp(dim, hidden, width, generator)
         self.log_var_net = _mlp(dim, hidden, width, generator)
+        if init_log_var is None:
+            return
         with torch.no_grad():
             for net, bias in ((self.mu_net, 0.0), (self.log_var_net, float(init_log_var))):
                 net[-1].weight.mul_(0.01)

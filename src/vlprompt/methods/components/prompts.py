@@ -46,6 +46,26 @@ def word_init(backbone: VLBackbone, phrase: str) -> torch.Tensor:
         return backbone.embed_tokens(ids[:, 1:1 + n])[0].detach().clone().float()
 
 
+def split_init_phrase(backbone: VLBackbone, phrase: str, n_ctx: int) -> tuple[torch.Tensor, str]:
+    """Embeddings (M, W) of the phrase's first `n_ctx` tokens and the rest of the phrase as text.
+
+    The split must fall between words, so the remaining words can be tokenized with the
+    class name exactly as they were inside the phrase.
+    """
+    tokens = word_init(backbone, phrase)  # (T, W)
+    if n_ctx > tokens.shape[0]:
+        raise ConfigError(f"ctx_init {phrase!r} has {tokens.shape[0]} tokens, fewer than n_ctx={n_ctx}")
+    words = phrase.split()
+    for k in range(len(words) + 1):
+        head = " ".join(words[:k])
+        count = 0 if not head else word_init(backbone, head).shape[0]
+        if count == n_ctx:
+            return tokens[:n_ctx], " ".join(words[k:])
+        if count > n_ctx:
+            break
+    raise ConfigError(f"n_ctx={n_ctx} splits a word of ctx_init {phrase!r}; choose n_ctx at a word boundary")
+
+
 def splice_index(eot: int, n_ctx: int, length: int, position: Position) -> list[int]:
     """Source positions (length,) into `[name embeddings (L) ; context (M)]` for one class.
 
