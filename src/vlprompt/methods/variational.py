@@ -50,8 +50,10 @@ class VariationalPrompt(ContextPromptMethod):
 
     @dataclass
     class Config(ContextConfig):
-        n_ctx: int = option(4, "number of context vectors M (ignored when ctx_init is a phrase)")
-        ctx_init: str = option("a photo of a", "phrase whose word embeddings initialise the context")
+        n_ctx: int = option(4, "number of context vectors M (ignored when ctx_init is a phrase)",
+                            "Bayesian-Prompt-Learning config vit_b16_c4_ep10_batch1_ctxv1.yaml (N_CTX 4)")
+        ctx_init: str = option("a photo of a", "phrase whose word embeddings initialise the context",
+                               "Bayesian-Prompt-Learning config (CTX_INIT 'a photo of a')")
         conditional: bool = option(False, "q(r|x) from MLPs on the image feature instead of a global q(r)",
                                    "Bayesian-Prompt-Learning configs/trainers/VPT/"
                                    "vit_b16_c4_ep10_batch1_ctxv1.yaml (VPT_TYPE coopvpt: global)")
