@@ -139,3 +139,191 @@ def test_class2_numeric_labels_warn_and_the_cli_takes_a_class_name_mapping(capsy
     line = one_line_error(*cli(capsys, "zeroshot", "--backbone", backbone, "--dataset", "synthetic:shapes",
                                "--classnames", mapping, "--quiet")[::2])
     assert "--classnames applies to your own data" in line
+
+
+# ---------------------------------------------------------------- class 3: one line, not a traceback
+
+
+@pytest.mark.parametrize("device, needle", [
+    ("foo", "unknown device 'foo'"),
+    ("cuda:x", "unknown device"),
+    ("", "--device is empty"),
+    ("xla", "not supported"),
+    ("cuda", "no CUDA GPU"),
+    ("cuda:7", "no CUDA GPU"),
+])
+def test_class3_bad_devices_are_one_line_before_any_work(capsys, backbone, images, tmp_path, device, needle):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    for argv in (["zeroshot", "--backbone", backbone, "--data", images, "--quiet"],
+                 train_argv(backbone, images, tmp_path / "run"),
+                 ["run", "fewshot", "--methods", "zeroshot", "--backbone", backbone, "--datasets",
+                  f"folder:{images}", "--shots", 1, "--db", tmp_path / "r.db", "--quiet"]):
+        line = one_line_error(*cli(capsys, *argv, "--device", device)[::2])
+        assert needle in line
+    assert not (tmp_path / "run").exists() and not (tmp_path / "r.db").exists()
+
+
+def test_class3_negative_seeds_are_one_line(capsys, backbone, images, tmp_path):
+    line = one_line_error(*cli(capsys, *train_argv(backbone, images, tmp_path / "run"), "--seed", -1)[::2])
+    assert "--seed must be 0 or more" in line
+    line = one_line_error(*cli(capsys, "run", "fewshot", "--methods", "coop", "--backbone", backbone,
+                               "--datasets", f"folder:{images}", "--seeds", "1,-2", "--db", tmp_path / "r.db")[::2])
+    assert "--seeds" in line and "0 or more" in line
+    from vlprompt.data import sample_fewshot
+
+    with pytest.raises(DatasetError, match="0 or more"):
+        sample_fewshot(load_dataset(f"folder:{images}"), 1, seed=-1, use_manifest=False)
+
+
+def test_class3_weights_of_another_architecture_with_the_same_keys(capsys, images, tmp_path, model_configs):
+    from safetensors.torch import save_file
+
+    from vlprompt.backbones import load_backbone
+
+    config = json.loads(Path(model_configs["vit"]).read_text())
+    config["vision_cfg"]["width"] = 32  # same tensor names, other shapes
+    other = tmp_path / "vlp-test-narrow.json"
+    other.write_text(json.dumps(config))
+    state = load_backbone(f"openclip:{other}").model.state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "narrow.safetensors"))
+    spec = f"openclip:{model_configs['vit']}@{tmp_path / 'narrow.safetensors'}"
+    line = one_line_error(*cli(capsys, "zeroshot", "--backbone", spec, "--data", images, "--quiet")[::2])
+    assert "does not fit architecture" in line and "other shapes" in line and "narrow.safetensors" in line
+
+
+def _fail_writes(monkeypatch, under: Path, code: int, text: str) -> None:
+    """Make every atomic write below `under` fail as the OS would (tests may run as root)."""
+    import tempfile
+
+    from vlprompt.utils import io
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kw):
+        if dir is not None and Path(dir).resolve().is_relative_to(under.resolve()):
+            raise OSError(code, text, str(dir))
+        return real(*args, dir=dir, **kw)
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", mkstemp)
+
+
+@pytest.mark.parametrize("code, text, needle", [
+    (13, "Permission denied", "permission denied for"),
+    (30, "Read-only file system", "read-only file system"),
+    (28, "No space left on device", "no space left"),
+])
+def test_class3_unwritable_output_is_one_line_naming_the_path(capsys, monkeypatch, backbone, images, tmp_path,
+                                                              code, text, needle):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _fail_writes(monkeypatch, locked, code, text)
+    line = one_line_error(*cli(capsys, *train_argv(backbone, images, locked / "run"))[::2])
+    assert needle in line and str(locked / "run") in line
+    # zeroshot --out: the computed result is printed before the write fails
+    code_, out, err = cli(capsys, "zeroshot", "--backbone", backbone, "--data", images, "--quiet", "--json",
+                          "--out", locked / "zs.json")
+    assert "top1" in json.loads(out.splitlines()[-1])
+    line = one_line_error(code_, err)
+    assert needle in line and str(locked) in line
+    db = tmp_path / "grid.db"
+    assert cli(capsys, "run", "fewshot", "--methods", "zeroshot", "--backbone", backbone, "--datasets",
+               f"folder:{images}", "--shots", 1, "--seeds", 1, "--db", db, "--quiet")[0] == 0
+    line = one_line_error(*cli(capsys, "report", "--db", db, "--out", locked / "report", "--no-plots")[::2])
+    assert needle in line
+
+
+def test_class3_a_full_disk_under_the_results_database_is_named(capsys, monkeypatch, backbone, images, tmp_path):
+    import sqlite3
+
+    from vlprompt.results import store
+
+    real = sqlite3.connect
+
+    def small_disk(*args, **kw):
+        conn = real(*args, **kw)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {max(pages, 8)}")
+        return conn
+
+    monkeypatch.setattr(store.sqlite3, "connect", small_disk)
+    line = one_line_error(*cli(capsys, "run", "fewshot", "--methods", "zeroshot", "--backbone", backbone,
+                               "--datasets", f"folder:{images}", "--shots", 1, "--seeds", "1,2,3", "--db",
+                               tmp_path / "full.db", "--quiet")[::2])
+    assert "the disk is full" in line and "full.db" in line and "not a usable" not in line
+
+
+def test_class3_three_identical_grids_at_once_share_the_work(backbone, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from reliability_support import subprocess_env
+    from vlprompt.results.store import ResultStore
+
+    db = tmp_path / "same.db"
+    argv = [sys.executable, "-m", "vlprompt", "run", "fewshot", "--methods", "zeroshot,coop", "--backbone", backbone,
+            "--datasets", "synthetic:counting", "--shots", "1", "--seeds", "1,2", "--epochs", "2", "--db", str(db),
+            "--quiet"]
+    env = subprocess_env(tmp_path / "cache")
+    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errs
+    assert not any("Traceback" in e for e in errs), errs
+    with ResultStore(db) as store:
+        rows = store.records()
+        assert not store.failures()
+    assert len(rows) == 4 and len({r["run_hash"] for r in rows}) == 4
+    leftovers = [p for p in (tmp_path / "same-runs").rglob("*.tmp")]
+    assert not leftovers and os.path.isdir(tmp_path / "same-runs")
+
+
+# ---------------------------------------------------------------- class 4: foreign files
+
+
+def test_class4_train_refuses_a_folder_with_the_users_files(capsys, backbone, images, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": true}')
+    line = one_line_error(*cli(capsys, *train_argv(backbone, images, out))[::2])
+    assert "did not write (e.g. config.json)" in line and "--force" in line
+    assert json.loads((out / "config.json").read_text()) == {"mine": True}
+    code, _, err = cli(capsys, *train_argv(backbone, images, out), "--force")
+    assert code == 0, err
+    code, _, err = cli(capsys, *train_argv(backbone, images, out), "--resume")  # now vlprompt's own folder
+    assert code == 0, err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli(capsys, *train_argv(backbone, images, empty))[0] == 0
+    (tmp_path / "file").write_text("x")
+    assert "is a file" in one_line_error(*cli(capsys, *train_argv(backbone, images, tmp_path / "file"))[::2])
+
+
+def test_class4_report_refuses_foreign_folders_and_drops_stale_plots(capsys, backbone, images, tmp_path):
+    from vlprompt.results import plots
+
+    db = tmp_path / "grid.db"
+    assert cli(capsys, "run", "fewshot", "--methods", "zeroshot", "--backbone", backbone, "--datasets",
+               f"folder:{images}", "--shots", 1, "--seeds", 1, "--db", db, "--quiet")[0] == 0
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<p>my page</p>")
+    line = one_line_error(*cli(capsys, "report", "--db", db, "--out", site)[::2])
+    assert "index.html" in line and "--force" in line
+    assert (site / "index.html").read_text() == "<p>my page</p>"
+    out = tmp_path / "report"
+    assert cli(capsys, "report", "--db", db, "--out", out)[0] == 0
+    if plots.available():
+        assert list((out / "plots").iterdir())
+    (out / "csv" / "old-table.csv").write_text("stale")
+    assert cli(capsys, "report", "--db", db, "--out", out, "--no-plots")[0] == 0
+    assert not list((out / "plots").glob("*")) if (out / "plots").exists() else True
+    assert not (out / "csv" / "old-table.csv").exists()
+    legacy = tmp_path / "legacy"  # written before the marker existed
+    legacy.mkdir()
+    for name in ("tables.md", "records.json", "index.html"):
+        (legacy / name).write_text("old")
+    assert cli(capsys, "report", "--db", db, "--out", legacy, "--no-plots")[0] == 0

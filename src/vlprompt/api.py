@@ -89,12 +89,15 @@ def zeroshot_evaluate(backbone: str | VLBackbone, dataset: str | DatasetSplits, 
 
 # ---------------------------------------------------------------- protocols and results
 
-def report(db: str | Path | Sequence[str | Path], out: str | Path, *, plots: bool = True) -> dict:
-    """Write tables, plots and an HTML page for one or more result databases (shards are merged)."""
+def report(db: str | Path | Sequence[str | Path], out: str | Path, *, plots: bool = True,
+           force: bool = False) -> dict:
+    """Write tables, plots and an HTML page for one or more result databases (shards are merged).
+
+    `out` must be new, empty or a folder vlprompt wrote, unless `force`."""
     from .results.report import write_report
 
     dbs = [db] if isinstance(db, str | Path) else list(db)
-    rep = write_report(dbs, out, plots_enabled=plots)
+    rep = write_report(dbs, out, plots_enabled=plots, force=force)
     return {"records": rep.n_records, "tables": len(rep.tables), "figures": len(rep.figures), "files": rep.files,
             "out": str(out)}
 

@@ -125,8 +125,15 @@ def _load_parts(transformers: Any, source: str, local_only: bool, stage: _Stage
             f"hf:{source} is a {getattr(config, 'model_type', 'unknown')!r} model; the hf: "
             "backbone loads CLIPModel checkpoints (model_type 'clip') only")
     stage.wanted = "the weights (model.safetensors or pytorch_model.bin)"
-    model, info = transformers.CLIPModel.from_pretrained(
-        source, config=config, local_files_only=local_only, output_loading_info=True)
+    try:
+        model, info = transformers.CLIPModel.from_pretrained(
+            source, config=config, local_files_only=local_only, output_loading_info=True)
+    except RuntimeError as exc:
+        if "size mismatch" not in str(exc) and "shape" not in str(exc):
+            raise
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc)[:200])
+        raise BackboneError(f"the weights of hf:{source} do not fit its config.json ({first}); "
+                            "the weights and config.json come from different models") from None
     missing = [k for k in info.get("missing_keys", ()) if not k.endswith("position_ids")]
     mismatched = list(info.get("mismatched_keys", ()))
     if missing or mismatched:

@@ -163,6 +163,15 @@ def build_open_clip_model(arch: str, weights: str | None) -> tuple[nn.Module, di
         state = read_state_dict(path)
         for key in ("input_resolution", "context_length", "vocab_size", "attn_mask"):
             state.pop(key, None)  # OpenAI state dicts carry these as plain entries
+        own = model.state_dict()
+        wrong = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items()
+                 if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
+        if wrong:
+            key, theirs, ours = wrong[0]
+            raise BackboneError(
+                f"checkpoint {path} does not fit architecture {arch!r}: {len(wrong)} tensors have other "
+                f"shapes, e.g. {key} is {theirs} in the file but {ours} in {arch}; it was saved from "
+                "another architecture: name that one, openclip:<its arch or config.json>@<file>")
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = [k for k in missing if k != "logit_bias"]
         if missing or unexpected:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..utils.runtime import check_device, fit_threads_to_model
 from .base import BackboneError, VLBackbone
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -51,6 +52,7 @@ def load_backbone(spec: str, device: str = "cpu") -> VLBackbone:
     if not isinstance(spec, str) or not spec.strip():
         raise BackboneError("backbone spec is empty; try `tiny` or `openclip:ViT-B-16@openai`")
     spec = spec.strip()
+    check_device(device)
     resolved = ALIASES.get(spec, spec)
     if spec in ALIASES:
         weights = resolved.rsplit("@", 1)[1]
@@ -72,4 +74,5 @@ def load_backbone(spec: str, device: str = "cpu") -> VLBackbone:
         raise BackboneError(
             f"unknown backbone {spec!r}: use tiny, openclip:<arch>[@<tag or file>] or hf:<id or dir> "
             "(see `vlprompt list backbones`)")
+    fit_threads_to_model(sum(p.numel() for p in backbone.parameters()))
     return backbone.to(device)

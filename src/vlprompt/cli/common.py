@@ -9,6 +9,7 @@ from pathlib import Path
 from ..data.registry import load_dataset
 from ..data.types import DatasetSplits
 from ..errors import ConfigError
+from ..utils.runtime import check_device, set_threads
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,34 @@ def add_skip_bad_images(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bad-images", action="store_true",
                         help="leave out images that cannot be read (screened first, counted and reported) "
                              "instead of stopping at the first one")
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", default="auto", metavar="N|auto",
+                        help="CPU threads for torch (default auto: 1 for a backbone as small as the tiny CLIP, "
+                             "else the cores this process may use; 0: torch's default); see docs/performance.md")
+
+
+def computing_parsers(parser: argparse.ArgumentParser):
+    """Every (sub)command parser that computes, i.e. takes --device, nested ones included."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from computing_parsers(sub)
+    if any(a.dest == "device" for a in parser._actions):
+        yield parser
+
+
+def prepare_runtime(args: argparse.Namespace) -> None:
+    """Checks and settings every command shares, before it reads data or loads a model:
+    the device exists, seeds are not negative, and torch uses the chosen threads."""
+    if getattr(args, "device", None) is not None:
+        check_device(args.device)
+    seed = getattr(args, "seed", None)
+    if isinstance(seed, int) and seed < 0:
+        raise ConfigError(f"--seed must be 0 or more, got {seed}")
+    if hasattr(args, "threads"):
+        set_threads(args.threads)
 
 
 def dataset_from_args(args: argparse.Namespace) -> DatasetSplits:

@@ -33,8 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-analyses", action="store_true", help="skip variance, nearest words, projection")
     p.add_argument("--no-plots", action="store_true", help="tables only")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch (default 1: the tiny model gains nothing from more; 0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.set_defaults(handler=run)
@@ -47,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
                   shots=ints(args.shots, "--shots"), b2n_shots=ints(args.b2n_shots, "--b2n-shots"),
                   seeds=ints(args.seeds, "--seeds"), epochs=args.epochs, analyses=not args.no_analyses,
                   plots=not args.no_plots, device=args.device, progress=not args.quiet,
-                  threads=args.threads or None)
+                  threads=None)  # --threads is applied by main (common.prepare_runtime)
     emit(result, args.json, [])
     return 1 if result["failed"] else 0

@@ -20,6 +20,9 @@ def ints(text: str | None, option: str) -> list[int] | None:
     if text is None:
         return None
     try:
-        return [int(t) for t in names(text) or []]
+        values = [int(t) for t in names(text) or []]
     except ValueError:
         raise ConfigError(f"{option} takes comma-separated integers, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise ConfigError(f"{option} takes integers of 0 or more, got {text!r}")
+    return values

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 import warnings
 from collections.abc import Sequence
 
+import torch
+
 from .. import __version__
 from ..errors import UserError, VLPromptWarning
+from ..results.store import store_error_message
+from ..utils.io import os_error_message
 from . import (
     analyze,
     ddp,
@@ -27,6 +32,7 @@ from . import (
     train,
     zeroshot,
 )
+from .common import add_threads_argument, computing_parsers, prepare_runtime
 
 #: Subcommand modules, each with `add_parser(subparsers)`; order is the order of `--help`.
 COMMANDS = (demo, zeroshot, train, evaluate, predict, export, interpret, listing, pretrain, run, report, results,
@@ -43,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
+    for computing in computing_parsers(parser):
+        if not any(a.dest == "threads" for a in computing._actions):
+            add_threads_argument(computing)
     return parser
 
 
@@ -67,14 +76,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore")
     warnings.filterwarnings("always", category=VLPromptWarning)
     warnings.showwarning = _show_warning
+    threads = torch.get_num_threads()
     try:
+        prepare_runtime(args)
         return int(args.handler(args) or 0)
     except UserError as exc:
         print(f"vlprompt: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # permission, full disk, read-only folders: one line naming the path
+        print(f"vlprompt: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
+    except sqlite3.OperationalError as exc:
+        print(f"vlprompt: error: {store_error_message(None, exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("vlprompt: interrupted", file=sys.stderr)
+        print(f"vlprompt: interrupted; {_resume_hint(args)}", file=sys.stderr)
         return 130
+    finally:
+        torch.set_num_threads(threads)  # in-process callers (tests, notebooks) keep their setting
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    if args.command in ("train", "ddp-train"):
+        return "rerun the same command with --resume to continue from the last finished epoch"
+    if args.command in ("run", "demo", "replicate"):
+        return "rerun the same command to continue: finished runs are kept and skipped"
+    return "nothing was saved"
 
 
 if __name__ == "__main__":

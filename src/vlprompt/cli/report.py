@@ -18,13 +18,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", default="results.db", help="results database(s), comma-separated (default results.db)")
     p.add_argument("--out", type=Path, default=Path("report"), help="output folder (default report)")
     p.add_argument("--no-plots", action="store_true", help="tables only")
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even if it holds files vlprompt did not write (they may be replaced)")
     p.add_argument("--print", dest="print_tables", action="store_true", help="print the Markdown tables")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = report(names(args.db), args.out, plots=not args.no_plots)
+    result = report(names(args.db), args.out, plots=not args.no_plots, force=args.force)
     lines = [Path(result["files"]["tables.md"]).read_text()] if args.print_tables else []
     lines.append(f"{result['records']} records, {result['tables']} tables, {result['figures']} figures -> "
                  f"{result['files']['index.html']}")

@@ -40,11 +40,11 @@ def run(args: argparse.Namespace) -> int:
                                split=args.split, batch_size=args.batch_size, workers=args.workers,
                                device=args.device, progress=not args.quiet,
                                skip_bad_images=args.skip_bad_images)
-    if args.out:
-        atomic_write_json(args.out, result)
     lines = [f"dataset {result['dataset']} ({result['n_classes']} classes, {result['n_images']} images, "
              f"split {args.split})",
              f"backbone {result['backbone']}, {len(result['templates'])} template(s)",
              f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%"]
-    emit(result, args.json, lines)
+    emit(result, args.json, lines)  # printed first: a failed write below does not lose the result
+    if args.out:
+        atomic_write_json(args.out, result)
     return 0

@@ -166,6 +166,8 @@ def sample_fewshot(dataset: DatasetSplits, shots: int, seed: int = 1, *,
     """
     if not isinstance(shots, int) or shots < 1:
         raise DatasetError(f"shots must be a positive integer, got {shots!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise DatasetError(f"the seed must be an integer of 0 or more, got {seed!r}")
     if not dataset.train:
         raise DatasetError(f"{dataset.name} has no train split (test-only datasets cannot be sampled)")
     root = _dataset_root(dataset)

@@ -32,6 +32,7 @@ from ..methods.base import Method
 from ..methods.registry import create_method, get_method_class
 from ..utils.filetypes import is_pickle_based, sniff
 from ..utils.io import atomic_write_bytes, atomic_write_json
+from ..utils.runtime import threads_record
 
 log = logging.getLogger(__name__)
 WEIGHTS, CONFIG, RECORD = "weights.safetensors", "config.json", "run.json"
@@ -44,7 +45,7 @@ def environment() -> dict:
 
     env = {"vlprompt": __version__, "torch": torch.__version__, "open_clip": open_clip.__version__,
            "python": platform.python_version(), "platform": platform.platform(),
-           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, **threads_record()}
     try:
         import torchvision
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from ..utils.io import atomic_write_text
+from ..utils.io import atomic_write_text, claim_output_dir
 from . import plots, sections
 from .store import COLUMNS, load_analyses, load_records
 from .tables import Figure, Table, to_csv, to_html, to_markdown
@@ -59,7 +59,12 @@ def build(records: list[dict], analyses: list[dict]) -> Report:
     return report
 
 
-def write_report(dbs: Sequence[str | Path], out: str | Path, *, plots_enabled: bool = True) -> Report:
+#: Paths every report writes: an unmarked folder holding them was written by an older vlprompt.
+REPORT_FILES = ("tables.md", "records.json", "index.html")
+
+
+def write_report(dbs: Sequence[str | Path], out: str | Path, *, plots_enabled: bool = True,
+                 force: bool = False) -> Report:
     """Read the stores, write every output file; returns the report with `files` filled."""
     if not dbs:
         raise UserError("no results database given (--db FILE)")
@@ -69,6 +74,8 @@ def write_report(dbs: Sequence[str | Path], out: str | Path, *, plots_enabled: b
     analyses = load_analyses(dbs)
     report = build(records, analyses)
     out = Path(out)
+    if claim_output_dir(out, "report", force=force, legacy=REPORT_FILES):
+        _remove_previous(out)  # our own folder: a table or plot the new report lacks must not linger
     (out / "csv").mkdir(parents=True, exist_ok=True)
     md = [f"# vlprompt report\n\n{len(records)} records from {', '.join(map(str, dbs))}\n"]
     for title, tables, _ in report.sections:
@@ -89,6 +96,16 @@ def write_report(dbs: Sequence[str | Path], out: str | Path, *, plots_enabled: b
     atomic_write_text(out / "index.html", _html(report, dbs, svgs))
     report.files["index.html"] = str(out / "index.html")
     return report
+
+
+def _remove_previous(out: Path) -> None:
+    """The tables and plots of an earlier report in this (vlprompt's) folder."""
+    for sub, suffixes in (("csv", (".csv",)), ("plots", (".png", ".svg"))):
+        folder = out / sub
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.is_file() and entry.suffix in suffixes:
+                    entry.unlink()
 
 
 def _write_records(records: list[dict], out: Path) -> None:

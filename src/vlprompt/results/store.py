@@ -70,7 +70,7 @@ class ResultStore:
                     self.conn.execute(statement)
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable results database ({exc})") from None
+            raise StoreError(store_error_message(self.path, exc)) from None
         version = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if version is None or int(version[0]) > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has results schema {version and version[0]}, newer than this "
@@ -79,7 +79,7 @@ class ResultStore:
     # ------------------------------------------------------------------ plumbing
     def transaction(self):
         """`with store.transaction():` an immediate (write-locking) transaction."""
-        return _Transaction(self.conn)
+        return _Transaction(self.conn, self.path)
 
     def close(self) -> None:
         self.conn.close()
@@ -188,8 +188,9 @@ class ResultStore:
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (retried while busy)."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None):
         self.conn = conn
+        self.path = path
 
     def __enter__(self) -> sqlite3.Connection:
         for attempt in range(50):
@@ -198,12 +199,34 @@ class _Transaction:
                 return self.conn
             except sqlite3.OperationalError as exc:  # busy beyond the timeout: back off and retry
                 if "locked" not in str(exc) or attempt == 49:
-                    raise
+                    raise StoreError(store_error_message(self.path, exc)) from None
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        try:
+            self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        except sqlite3.OperationalError as failure:
+            if exc_type is None:
+                raise StoreError(store_error_message(self.path, failure)) from None
+        if exc_type is not None and issubclass(exc_type, sqlite3.OperationalError):
+            raise StoreError(store_error_message(self.path, exc)) from None
+
+
+def store_error_message(path: Path | None, exc: Exception) -> str:
+    """One line for an SQLite failure: a full disk, a folder that cannot be written, a lock, or a foreign file."""
+    text = str(exc)
+    where = path if path is not None else "the results database"
+    if "full" in text or "disk I/O" in text:
+        return (f"cannot write {where}: the disk is full ({text}); free space there, or put the database "
+                "on another disk (--db)")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return (f"cannot write {where} ({text}); choose a folder you can write to (--db/--out) "
+                "or change its permissions")
+    if "locked" in text or "busy" in text:
+        return (f"{where} stayed locked by another process ({text}); wait for it to finish "
+                "or use another --db")
+    return f"{where} is not a usable results database ({text})"
 
 
 def _row(record: dict) -> tuple:

@@ -11,14 +11,20 @@ power loss. A kill can leave a `.<name>.*.tmp` file behind; readers never open t
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ..errors import UserError
+
 TEMP_SUFFIX = ".tmp"
+#: The file that says an output folder was made by vlprompt (see `claim_output_dir`).
+MARKER = ".vlprompt"
 
 
 def fsync_dir(folder: str | Path) -> None:
@@ -35,21 +41,69 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    The file gets the permissions of any new file (0666 less the umask), not mkstemp's 0600.
+    If another process deletes the temporary file before the rename (a resumed run cleaning
+    its folder while an identical run writes there), the write is done again.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    mode = 0o666 & ~_umask()
+    for attempt in range(3):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fchmod(fh.fileno(), mode)
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            break
+        except FileNotFoundError:
+            if attempt == 2 or not path.parent.is_dir():
+                raise
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def run_lock(path: str | Path, blocking: bool = True) -> Iterator[bool]:
+    """An exclusive lock on `path` (created; never deleted): yields whether it was taken.
+
+    With `blocking=False` it yields False at once when another process holds it. Processes
+    of concurrent identical grids use it so that one of them runs a run and the others
+    skip it or wait for it. Where `fcntl` is missing (Windows), it always yields True.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield True
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -83,3 +137,61 @@ def remove_stale_temp(folder: str | Path, names: Iterable[str], older_than: floa
         except OSError:
             continue
     return removed
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an OS error: the path, what went wrong, and what to do about it."""
+    path = exc.filename if exc.filename is not None else None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    where = f"{path}" if path else "a file"
+    code = exc.errno
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return (f"cannot write {where}: no space left on its disk (or quota exceeded); free space there "
+                "or choose a folder on another disk (--out, --db, $VLPROMPT_CACHE)")
+    if code == errno.EROFS:
+        return f"cannot write {where}: it is on a read-only file system; choose a writable folder (--out, --db)"
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"permission denied for {where}; choose a folder you can write to (--out, --db) "
+                "or change its permissions")
+    if code == errno.ENOENT:
+        return f"{where} does not exist (or vanished while in use); check the path"
+    if code == errno.ENOTDIR:
+        return f"{where}: a part of this path is a file, not a folder; choose another path"
+    if code == errno.EISDIR:
+        return f"{where} is a folder where a file was expected; choose a file path"
+    if code == errno.EEXIST:
+        return f"{where} already exists; remove it or choose another path"
+    return f"{where}: {exc.strerror or exc}; check the path and its disk"
+
+
+class ForeignFolderError(UserError):
+    """An output folder holds files vlprompt did not write (the CLI shows it as one line)."""
+
+
+def claim_output_dir(path: str | Path, what: str, *, force: bool = False,
+                     legacy: Iterable[str] = ()) -> bool:
+    """Make `path` an output folder of vlprompt; returns whether it already was one.
+
+    vlprompt writes only into a folder that is new, empty, or holds the `MARKER` file it
+    writes there, so a user's own `config.json` or `index.html` is never replaced. Folders
+    written before the marker existed are recognised by `legacy` (paths that must all be
+    there). `force` writes into any folder; the files vlprompt writes replace theirs.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ForeignFolderError(f"{path} is a file; {what} needs a folder")
+    ours = (path / MARKER).is_file()
+    if path.is_dir() and not ours:
+        entries = sorted(e.name for e in os.scandir(path))
+        legacy = tuple(legacy)
+        ours = bool(entries) and bool(legacy) and all((path / rel).exists() for rel in legacy)
+        if entries and not ours and not force:
+            raise ForeignFolderError(
+                f"{path} holds files that vlprompt did not write (e.g. {entries[0]}); choose a new or empty "
+                f"folder, or pass --force to write the {what} into it (files of the same names are replaced)")
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / MARKER).is_file():
+        atomic_write_text(path / MARKER, f"This folder was written by vlprompt ({what}). vlprompt writes only "
+                                         "into new or empty folders and folders holding this file.\n")
+    return ours

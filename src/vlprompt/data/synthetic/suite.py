@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...utils.io import run_lock
 from ..registry import DatasetError, register_family
 from ..types import DatasetSplits, Item
 from . import world
@@ -168,6 +169,16 @@ def materialise(name: str, task: Task) -> tuple[Path, dict[str, list[Item]]]:
     rel = {s: [(f"{s}/{i:05d}.png", y) for i, (_, y) in enumerate(v)] for s, v in plan.items()}
     if not (folder / "split.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
+        # One process renders, the others wait for it: replacing a folder another process
+        # is reading from made its images vanish (three identical grids started at once).
+        with run_lock(folder.parent / f".{folder.name}.lock"):
+            _render(folder, name, task, plan, rel)
+    items = {s: [Item(folder / p, y) for p, y in v] for s, v in rel.items()}
+    return folder, items
+
+
+def _render(folder: Path, name: str, task: Task, plan: dict, rel: dict) -> None:
+    if not (folder / "split.json").is_file():
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{name}-"))
         try:
             for split, entries in plan.items():
@@ -182,8 +193,6 @@ def materialise(name: str, task: Task) -> tuple[Path, dict[str, list[Item]]]:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    items = {s: [Item(folder / p, y) for p, y in v] for s, v in rel.items()}
-    return folder, items
 
 
 @register_family("synthetic", lister=task_names)

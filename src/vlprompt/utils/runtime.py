@@ -1,0 +1,97 @@
+"""The compute settings every command shares: the device and the number of CPU threads.
+
+Threads (docs/performance.md): torch's default is one thread per core of the machine. On a
+machine shared with other jobs, those threads wait on each other, and a model as small as
+the bundled tiny CLIP gains nothing from more than one. `threads="auto"` (the CLI default)
+therefore uses the cores this process may run on (`os.sched_getaffinity`) until a backbone
+is loaded, and one thread once the backbone turns out to be small (at most
+`SMALL_MODEL_PARAMS` parameters). An explicit number is used as given.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..errors import ConfigError
+
+#: Backbones with at most this many parameters run on one thread under "auto" (the tiny CLIP
+#: has about 2.6M; ViT-B/32 has 151M). See docs/performance.md for the measurements.
+SMALL_MODEL_PARAMS = 20_000_000
+
+_state: dict = {"auto": False, "choice": None}
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads(threads: int | str | None) -> int:
+    """Apply a `--threads` value: a positive number, "auto", or None/0 for torch's default."""
+    if threads in (None, 0, "0", "default"):
+        _state.update(auto=False, choice="torch default")
+        return torch.get_num_threads()
+    if threads == "auto":
+        n = available_cores()
+        _state.update(auto=True, choice=f"auto: {n} available core(s) until the backbone is known")
+    else:
+        try:
+            n = int(threads)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--threads must be a positive number or 'auto', got {threads!r}") from None
+        if n < 1:
+            raise ConfigError(f"--threads must be a positive number or 'auto', got {threads!r}")
+        _state.update(auto=False, choice=f"--threads {n}")
+    torch.set_num_threads(n)
+    return n
+
+
+def fit_threads_to_model(n_params: int) -> None:
+    """Under "auto", one thread for a small backbone (called when a backbone is loaded)."""
+    if not _state["auto"]:
+        return
+    if n_params <= SMALL_MODEL_PARAMS:
+        torch.set_num_threads(1)
+        _state["choice"] = f"auto: 1 thread (backbone of {n_params / 1e6:.1f}M parameters)"
+    else:
+        n = available_cores()
+        torch.set_num_threads(n)
+        _state["choice"] = f"auto: {n} available core(s) (backbone of {n_params / 1e6:.0f}M parameters)"
+
+
+def threads_record() -> dict:
+    """For run records: the threads torch uses and how that number was chosen."""
+    return {"threads": torch.get_num_threads(), "threads_choice": _state["choice"] or "torch default"}
+
+
+def check_device(device: str | torch.device) -> str | torch.device:
+    """`device` when this machine has it, else a ConfigError that says what to use."""
+    if isinstance(device, torch.device):
+        check_device(str(device))
+        return device
+    if not isinstance(device, str) or not device.strip():
+        raise ConfigError("--device is empty; use cpu, cuda or cuda:N")
+    try:
+        dev = torch.device(device.strip())
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return device
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: no CUDA GPU is usable on this machine "
+                              f"(torch {torch.__version__}); use --device cpu")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"--device {device}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}")
+        return device
+    if dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError(f"--device {device}: Apple's MPS is not available here; use --device cpu")
+        return device
+    raise ConfigError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
