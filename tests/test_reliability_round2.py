@@ -327,3 +327,40 @@ def test_class4_report_refuses_foreign_folders_and_drops_stale_plots(capsys, bac
     for name in ("tables.md", "records.json", "index.html"):
         (legacy / name).write_text("old")
     assert cli(capsys, "report", "--db", db, "--out", legacy, "--no-plots")[0] == 0
+
+
+# ---------------------------------------------------------------- class 5: reproducible files
+
+
+def test_class5_safetensors_bytes_do_not_depend_on_hash_order():
+    import torch
+    from safetensors import safe_open
+
+    from vlprompt.utils.tensorfile import save_tensors
+
+    tensors = {"b": torch.arange(6.0).view(2, 3), "a": torch.ones(3, dtype=torch.float16), "c": torch.zeros(1)}
+    metadata = {f"key{i}": f"value {i}" for i in range(12)}
+    blobs = {save_tensors(tensors, metadata) for _ in range(20)}
+    assert len(blobs) == 1
+    blob = blobs.pop()
+    size = int.from_bytes(blob[:8], "little")
+    assert size % 8 == 0 and json.loads(blob[8:8 + size])["__metadata__"] == metadata
+    from safetensors.torch import load
+
+    loaded = load(blob)
+    assert all(torch.equal(loaded[k], v) for k, v in tensors.items())
+    path = Path(__import__("tempfile").mkdtemp()) / "x.safetensors"
+    path.write_bytes(blob)
+    with safe_open(str(path), framework="pt") as fh:
+        assert fh.metadata() == metadata
+
+
+def test_class5_identical_runs_write_identical_files(capsys, backbone, images, tmp_path):
+    for name in ("a", "b"):
+        code, _, err = cli(capsys, *train_argv(backbone, images, tmp_path / name))
+        assert code == 0, err
+        assert cli(capsys, "export", "--run", tmp_path / name, "--out", tmp_path / f"{name}.safetensors")[0] == 0
+    # run.json and the checkpoint record timings, so only these are compared
+    for rel in ("weights.safetensors", "config.json"):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
 from ..errors import ConfigError
 from ..utils.io import atomic_write_bytes, remove_stale_temp
+from ..utils.tensorfile import save_tensors as save_safetensors
 
 FORMAT = "vlprompt.checkpoint/2"
 STATE = "state.safetensors"

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
 from ..backbones.base import VLBackbone
 from ..data.types import Item
 from ..utils.io import atomic_write_bytes
+from ..utils.tensorfile import save_tensors as save_safetensors
 from .data import image_loader
 
 log = logging.getLogger(__name__)

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import save as save_safetensors
 
 from ..backbones import VLBackbone
 from ..data.images import IMAGE_EXTENSIONS, open_image, to_rgb
 from ..errors import ConfigError, UserError
 from ..methods.base import Method
 from ..utils.io import atomic_write_bytes
+from ..utils.tensorfile import save_tensors as save_safetensors
 from .runs import load_method
 
 EXPORT_FORMAT = "vlprompt.classifier/1"

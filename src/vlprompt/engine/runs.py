@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
-from safetensors.torch import save as save_safetensors
 
 from .. import __version__
 from ..backbones.base import VLBackbone
@@ -33,6 +32,7 @@ from ..methods.registry import create_method, get_method_class
 from ..utils.filetypes import is_pickle_based, sniff
 from ..utils.io import atomic_write_bytes, atomic_write_json
 from ..utils.runtime import threads_record
+from ..utils.tensorfile import save_tensors as save_safetensors
 
 log = logging.getLogger(__name__)
 WEIGHTS, CONFIG, RECORD = "weights.safetensors", "config.json", "run.json"
