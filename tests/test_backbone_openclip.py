@@ -200,6 +200,7 @@ def test_checksum_identifies_weights(model_configs, tiny_vit):
     assert tiny_vit.backbone_id.startswith(tiny_vit.spec)
 
 
+@pytest.mark.slow
 def test_random_weights_are_the_same_in_every_process(model_configs, tiny_vit):
     """Random-weight specs must not depend on the caller's RNG, nor change it (run hashes and
     feature caches of a random-weight backbone then hold across processes)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -46,6 +47,7 @@ def _pretrain(out, seed=0):
         torch.set_num_threads(threads)  # pretraining sets the process's thread count
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_and_an_ordinary_open_clip(tmp_path):
     a = _pretrain(tmp_path / "a")
     b = _pretrain(tmp_path / "b")

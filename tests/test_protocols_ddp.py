@@ -33,6 +33,7 @@ def test_shard_indices():
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun not installed")
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process(tmp_path, model_configs, monkeypatch):
     spec = fixed_backbone(tmp_path, model_configs["vit"])
     cache = tmp_path / "cache"  # a fresh cache: both runs encode their features
@@ -71,6 +72,7 @@ def test_two_process_ddp_matches_one_process(tmp_path, model_configs, monkeypatc
 
 @pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
                     reason="torchrun not installed")
+@pytest.mark.slow
 def test_two_process_ddp_shares_image_path_evaluation(tmp_path, model_configs, monkeypatch):
     """VPT evaluates on images: each rank scores its share of the test split (9 images: 5 and
     4) and the gathered logits give the one-process accuracy, class by class."""

@@ -65,6 +65,7 @@ def _count(db: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_killed_grid_resumes_without_duplicates_or_losses(tmp_path, backbone_spec):
     db = tmp_path / "grid.db"
     args = ["fewshot", "--methods", "zeroshot,coop", "--backbone", backbone_spec, "--datasets", DATA,

@@ -50,6 +50,7 @@ def _epoch_or(run: Path, default: int) -> int:
     return default if epoch is None else epoch
 
 
+@pytest.mark.slow
 def test_sigkill_twice_then_resume_equals_uninterrupted(tmp_path, backbone, image_folder, capsys, monkeypatch):
     monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache-full"))
     code, _, err = cli(capsys, *train_argv(backbone, image_folder, tmp_path / "full", "--epochs", EPOCHS))
@@ -113,6 +114,7 @@ def _killed_at_rename(n: int, when: str, job) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_sigkill_at_every_write_point_resumes_bitwise(tmp_path, tiny_vit, image_folder, monkeypatch):
     args = dict(shots=2, seed=1, epochs=2, progress=False,
                 overrides=["train.batch_size=2", "method.n_ctx=2", "train.views=1"])

@@ -53,6 +53,7 @@ def suite_rows(tiny):
     return suite_report(tiny, shots=16, seed=1, tasks=TRAINED_TASKS)
 
 
+@pytest.mark.slow
 def test_few_shot_headroom(suite_rows):
     # Issue #3: on the suite's average, a 16-shot linear probe beats zero-shot by >= 5 points.
     assert len(suite_rows) == len(TRAINED_TASKS) == 10
