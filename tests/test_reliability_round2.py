@@ -364,3 +364,48 @@ def test_class5_identical_runs_write_identical_files(capsys, backbone, images, t
     for rel in ("weights.safetensors", "config.json"):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+
+
+# ---------------------------------------------------------------- class 1: threads
+
+
+def test_class1_every_computing_command_takes_threads():
+    from vlprompt.cli.common import computing_parsers
+    from vlprompt.cli.main import build_parser
+
+    parsers = list(computing_parsers(build_parser()))
+    names = {p.prog.split(" ", 1)[1] for p in parsers}
+    assert {"zeroshot", "train", "eval", "predict", "export", "interpret", "demo", "run fewshot", "run base2new",
+            "replicate", "ddp-train"} <= names, names
+    for p in parsers:
+        assert any(a.dest == "threads" for a in p._actions), p.prog
+
+
+def test_class1_threads_are_chosen_applied_and_recorded(capsys, backbone, images, tmp_path):
+    import torch
+
+    from vlprompt.utils import runtime
+
+    before = torch.get_num_threads()
+    code, _, err = cli(capsys, *train_argv(backbone, images, tmp_path / "auto"))  # default: auto
+    assert code == 0, err
+    env = json.loads((tmp_path / "auto" / "run.json").read_text())["environment"]
+    assert env["threads"] == 1 and "auto: 1 thread" in env["threads_choice"]  # a tiny backbone
+    code, _, err = cli(capsys, *train_argv(backbone, images, tmp_path / "one"), "--threads", 1)
+    assert code == 0, err
+    env = json.loads((tmp_path / "one" / "run.json").read_text())["environment"]
+    assert env["threads"] == 1 and env["threads_choice"] == "--threads 1"
+    assert torch.get_num_threads() == before  # the CLI leaves an in-process caller's setting alone
+    for bad in ("0x", "-1", "many"):
+        assert "--threads" in one_line_error(*cli(capsys, "zeroshot", "--backbone", backbone, "--data", images,
+                                                  "--threads", bad)[::2])
+    try:
+        runtime.set_threads("auto")
+        assert torch.get_num_threads() == runtime.available_cores()
+        runtime.fit_threads_to_model(runtime.SMALL_MODEL_PARAMS + 1)
+        assert torch.get_num_threads() == runtime.available_cores()
+        runtime.fit_threads_to_model(1000)
+        assert torch.get_num_threads() == 1
+    finally:
+        runtime.set_threads(None)
+        torch.set_num_threads(before)

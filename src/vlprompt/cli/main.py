@@ -15,6 +15,7 @@ from .. import __version__
 from ..errors import UserError, VLPromptWarning
 from ..results.store import store_error_message
 from ..utils.io import os_error_message
+from ..utils.runtime import set_threads
 from . import (
     analyze,
     ddp,
@@ -93,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vlprompt: interrupted; {_resume_hint(args)}", file=sys.stderr)
         return 130
     finally:
+        set_threads(None)
         torch.set_num_threads(threads)  # in-process callers (tests, notebooks) keep their setting
 
 
