@@ -21,7 +21,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 @pytest.fixture
 def fresh_registry(monkeypatch):
     """A registry that loads again, with its built-ins, and forgets what the test added."""
-    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))
+    monkeypatch.setattr(registry, "_METHODS", registry._METHODS.copy())
     monkeypatch.setattr(registry, "_loaded", False)
     monkeypatch.syspath_prepend(str(EXAMPLES))
     yield

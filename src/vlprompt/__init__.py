@@ -6,23 +6,30 @@
     >>> clf = vlprompt.zeroshot_classifier(backbone, data.classnames, data.templates)
 """
 
-__version__ = "0.1.0"
+from importlib import import_module
+from typing import Any
 
-from .api import (  # noqa: E402
-    create_method,
-    evaluate_run,
-    export_classifier,
-    fit,
-    list_methods,
-    load_backbone,
-    load_dataset,
-    load_method,
-    predict,
-    sample_fewshot,
-    train,
-    zeroshot_classifier,
-    zeroshot_evaluate,
-)
+from .version import __version__
+
+#: Public names and the modules they live in; imported on first use, so that `import
+#: vlprompt` (and the CLI's help) does not load torch, open_clip or scipy.
+_LAZY = {name: "vlprompt.api" for name in (
+    "create_method", "evaluate_run", "export_classifier", "fit", "list_methods", "load_backbone",
+    "load_dataset", "load_method", "predict", "sample_fewshot", "train", "zeroshot_classifier",
+    "zeroshot_evaluate")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vlprompt' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "__version__", "load_backbone", "load_dataset", "sample_fewshot", "zeroshot_classifier",

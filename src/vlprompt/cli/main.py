@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..errors import UserError, VLPromptWarning
 from ..results.store import store_error_message
 from ..utils.io import os_error_message

@@ -22,7 +22,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .. import __version__
 from ..backbones.base import VLBackbone
 from ..backbones.checkpoints import UnsafeFileError
 from ..config import from_dict, to_dict
@@ -33,6 +32,7 @@ from ..utils.filetypes import is_pickle_based, sniff
 from ..utils.io import atomic_write_bytes, atomic_write_json
 from ..utils.runtime import threads_record
 from ..utils.tensorfile import save_tensors as save_safetensors
+from ..version import __version__
 
 log = logging.getLogger(__name__)
 WEIGHTS, CONFIG, RECORD = "weights.safetensors", "config.json", "run.json"

@@ -19,6 +19,7 @@ import torch
 from ..backbones.base import VLBackbone
 from ..config import from_dict
 from ..errors import ConfigError
+from ..utils.registry import Registry
 from .base import Method
 
 #: Modules whose import registers the built-in methods, in `list methods` order.
@@ -29,7 +30,8 @@ BUILTIN_MODULES = ("zeroshot", "prompt_baselines", "linear_probe", "classifier_f
 PLUGINS_ENV = "VLPROMPT_METHODS"
 #: Entry-point group of installed packages that bring methods.
 ENTRY_POINT_GROUP = "vlprompt.methods"
-_METHODS: dict[str, type[Method]] = {}
+_METHODS: Registry[type[Method]] = Registry(
+    "method", f"(a method from another package is found through ${PLUGINS_ENV} or its entry point)")
 _loaded = False
 
 
@@ -37,10 +39,7 @@ def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: make a method available under `cls.name`."""
     if not cls.name:
         raise ValueError(f"{cls.__qualname__} has no name")
-    if cls.name in _METHODS and _METHODS[cls.name] is not cls:
-        raise ValueError(f"method {cls.name!r} is registered twice")
-    _METHODS[cls.name] = cls
-    return cls
+    return _METHODS.register(cls.name, cls)
 
 
 def _ensure_loaded() -> None:
@@ -71,16 +70,12 @@ def _load_plugins() -> None:
 
 def list_methods() -> list[str]:
     _ensure_loaded()
-    return list(_METHODS)
+    return _METHODS.names()
 
 
 def get_method_class(name: str) -> type[Method]:
     _ensure_loaded()
-    try:
-        return _METHODS[name]
-    except KeyError:
-        raise ConfigError(f"unknown method {name!r}; known: {', '.join(_METHODS)} (a method from another "
-                          f"package is found through ${PLUGINS_ENV} or its entry point)") from None
+    return _METHODS.get(name)
 
 
 def create_method(name: str, backbone: VLBackbone, classnames: Sequence[str], *,
