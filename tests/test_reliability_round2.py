@@ -409,3 +409,70 @@ def test_class1_threads_are_chosen_applied_and_recorded(capsys, backbone, images
     finally:
         runtime.set_threads(None)
         torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- class 6: small things
+
+
+def test_class6_predict_skips_bad_images_when_asked(capsys, backbone, images, tmp_path):
+    assert cli(capsys, *train_argv(backbone, images, tmp_path / "run"))[0] == 0
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "good.png").write_bytes((images / "cat" / "0.png").read_bytes())
+    (folder / "bad.png").write_bytes(b"not an image")
+    line = one_line_error(*cli(capsys, "predict", "--run", tmp_path / "run", folder)[::2])
+    assert "bad.png" in line and "--skip-bad-images" in line
+    code, out, err = cli(capsys, "predict", "--run", tmp_path / "run", folder, "--skip-bad-images", "--json")
+    assert code == 0 and "left out 1 unreadable image" in err
+    result = json.loads(out.splitlines()[-1])
+    assert [Path(r["path"]).name for r in result["predictions"]] == ["good.png"]
+    assert [Path(s["path"]).name for s in result["skipped_images"]] == ["bad.png"]
+
+
+def test_class6_interrupt_says_how_to_resume(capsys, monkeypatch, backbone, images, tmp_path):
+    from vlprompt.cli import run as run_cli
+    from vlprompt.cli import train as train_cli
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_cli, "train", interrupted)
+    code, _, err = cli(capsys, *train_argv(backbone, images, tmp_path / "run"))
+    assert code == 130 and "--resume" in err
+    monkeypatch.setattr(run_cli, "run_protocol", interrupted, raising=False)
+    code, _, err = cli(capsys, "run", "fewshot", "--methods", "zeroshot", "--backbone", backbone, "--datasets",
+                       f"folder:{images}", "--shots", 1, "--db", tmp_path / "r.db", "--quiet")
+    assert code == 130 and "rerun the same command" in err
+
+
+@pytest.mark.parametrize("ensemble", ["foo", "select7+foo", "dataset+"])
+def test_class6_unknown_ensemble_names_the_sets(capsys, backbone, images, ensemble):
+    line = one_line_error(*cli(capsys, "zeroshot", "--backbone", backbone, "--data", images,
+                               "--ensemble", ensemble, "--quiet")[::2])
+    assert "unknown template set" in line and "select7" in line and "--template" in line
+
+
+def test_class6_written_files_respect_the_umask(tmp_path):
+    import os
+
+    from vlprompt.utils.io import atomic_write_text
+
+    for mask, mode in ((0o022, 0o644), (0o002, 0o664), (0o077, 0o600)):
+        old = os.umask(mask)
+        try:
+            atomic_write_text(tmp_path / f"f{mask:o}.json", "{}")
+        finally:
+            os.umask(old)
+        assert (tmp_path / f"f{mask:o}.json").stat().st_mode & 0o777 == mode
+
+
+def test_class6_top5_only_for_more_than_five_classes(capsys, backbone, images, tmp_path):
+    code, out, _ = cli(capsys, "zeroshot", "--backbone", backbone, "--data", images, "--quiet")
+    assert code == 0 and "top-1" in out and "top-5" not in out
+    code, out, _ = cli(capsys, *train_argv(backbone, images, tmp_path / "run")[:-1])  # without --json
+    assert code == 0 and "top-1" in out and "top-5" not in out
+    code, out, _ = cli(capsys, "eval", "--run", tmp_path / "run", "--quiet")
+    assert code == 0 and "top-1" in out and "top-5" not in out
+    many = make_image_folder(tmp_path / "many", {f"class{i}": 3 for i in range(6)})
+    code, out, _ = cli(capsys, "zeroshot", "--backbone", backbone, "--data", many, "--quiet")
+    assert code == 0 and "top-5" in out

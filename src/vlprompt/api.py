@@ -56,7 +56,7 @@ def zeroshot_evaluate(backbone: str | VLBackbone, dataset: str | DatasetSplits, 
         if template is not None:
             templates = resolve_templates(template, dataset.templates)
         elif ensemble is not None:
-            templates = resolve_templates(ensemble, dataset.templates)
+            templates = resolve_templates(ensemble, dataset.templates, sets_only=True)
         else:
             templates = dataset.templates
     if split not in ("train", "val", "test", "all"):

@@ -78,6 +78,14 @@ def dataset_from_args(args: argparse.Namespace) -> DatasetSplits:
     return load_dataset(args.dataset, root=args.root, **options, **extra)
 
 
+def accuracy_line(result: dict, n_classes: int | None) -> str:
+    """`top-1 X%` and, for tasks of more than five classes (where it means something), `top-5 Y%`."""
+    line = f"top-1 {100 * result['top1']:.2f}%"
+    if result.get("top5") is not None and (n_classes is None or n_classes > 5):
+        line += f"  top-5 {100 * result['top5']:.2f}%"
+    return line
+
+
 def emit(result: dict, as_json: bool, lines: list[str]) -> None:
     """Human lines first, then (with --json) one JSON object as the last line."""
     for line in lines:

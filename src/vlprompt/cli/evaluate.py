@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..api import evaluate_run
-from .common import add_skip_bad_images, emit
+from .common import accuracy_line, add_skip_bad_images, emit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate_run(args.run or args.prompt, dataset=args.dataset, root=args.root,
                           backbone=args.backbone, device=args.device, workers=args.workers,
                           progress=not args.quiet, skip_bad_images=args.skip_bad_images)
-    lines = [f"{result['method']} on {result['dataset']}: test top-1 {100 * result['top1']:.2f}%  "
-             f"top-5 {100 * result['top5']:.2f}% ({result['n_images']} images)"]
+    lines = [f"{result['method']} on {result['dataset']}: test {accuracy_line(result, result.get('n_classes'))} "
+             f"({result['n_images']} images)"]
     emit(result, args.json, lines)
     return 0

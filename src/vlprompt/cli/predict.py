@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 from ..api import load_method, predict
-from ..errors import ConfigError
-from .common import emit
+from ..errors import ConfigError, VLPromptWarning
+from .common import add_skip_bad_images, emit
 
 
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_source_arguments(p)
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    add_skip_bad_images(p)
     p.set_defaults(handler=run)
 
 
@@ -32,10 +34,14 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ConfigError("--top-k must be at least 1")
     method = load_method(args.run or args.prompt, backbone=args.backbone, device=args.device)
-    results = predict(method, args.images, top_k=args.top_k)
+    skipped: list[dict] | None = [] if args.skip_bad_images else None
+    results = predict(method, args.images, top_k=args.top_k, skipped=skipped)
+    if skipped:
+        warnings.warn(f"left out {len(skipped)} unreadable image(s) (--skip-bad-images); first: "
+                      f"{skipped[0]['reason']}", VLPromptWarning, stacklevel=1)
     lines = []
     for r in results:
         lines.append(r["path"])
         lines += [f"  {t['prob']:.3f}  {t['class']}" for t in r["top"]]
-    emit({"predictions": results}, args.json, lines)
+    emit({"predictions": results, **({"skipped_images": skipped} if skipped is not None else {})}, args.json, lines)
     return 0

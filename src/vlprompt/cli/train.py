@@ -8,7 +8,7 @@ from pathlib import Path
 from ..api import train
 from ..errors import ConfigError
 from ..utils.io import claim_output_dir
-from .common import add_data_arguments, add_skip_bad_images, dataset_from_args, emit
+from .common import accuracy_line, add_data_arguments, add_skip_bad_images, dataset_from_args, emit
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     lines = [f"{result['method']} on {result['dataset']} ({args.shots} shots, seed {args.seed}), "
              f"backbone {result['backbone']}"]
     if "top1" in result:
-        lines.append(f"test top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%")
+        lines.append(f"test {accuracy_line(result, dataset.num_classes)}")
     lines.append(f"saved to {result['run_dir']}")
     emit(result, args.json, lines)
     return 0

@@ -9,6 +9,7 @@ from ..api import zeroshot_evaluate
 from ..errors import ConfigError
 from ..utils.io import atomic_write_json
 from .common import (
+    accuracy_line,
     add_data_arguments,
     add_runtime_arguments,
     add_skip_bad_images,
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     lines = [f"dataset {result['dataset']} ({result['n_classes']} classes, {result['n_images']} images, "
              f"split {args.split})",
              f"backbone {result['backbone']}, {len(result['templates'])} template(s)",
-             f"top-1 {100 * result['top1']:.2f}%  top-5 {100 * result['top5']:.2f}%"]
+             accuracy_line(result, result["n_classes"])]
     emit(result, args.json, lines)  # printed first: a failed write below does not lose the result
     if args.out:
         atomic_write_json(args.out, result)

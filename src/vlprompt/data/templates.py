@@ -44,9 +44,15 @@ TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
 }
 
 
-def resolve_templates(name_or_template: str, dataset_templates: list[str]) -> list[str]:
-    """A set name (`imagenet80`, `select7`, `dataset`, `dataset+select7`) or one template."""
+def resolve_templates(name_or_template: str, dataset_templates: list[str], *, sets_only: bool = False) -> list[str]:
+    """A set name (`imagenet80`, `select7`, `dataset`, `dataset+select7`) or one template
+    (not with `sets_only`, as for `--ensemble`)."""
     parts = name_or_template.split("+")
+    unknown = [p for p in parts if p not in TEMPLATE_SETS and p != "dataset"]
+    if sets_only and unknown:
+        raise ConfigError(f"unknown template set {unknown[0]!r} in --ensemble; use "
+                          f"{', '.join([*sorted(TEMPLATE_SETS), 'dataset'])} or a '+' join of them "
+                          "(dataset+select7); for a template of your own use --template 'a photo of a {}.'")
     if all(p in TEMPLATE_SETS or p == "dataset" for p in parts):
         out: list[str] = []
         for p in parts:

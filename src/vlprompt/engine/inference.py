@@ -36,9 +36,23 @@ def image_paths(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 @torch.no_grad()
-def predict(method: Method, inputs: Sequence[str | Path], top_k: int = 5, batch_size: int = 32) -> list[dict]:
-    """Top-k classes with probabilities for each image file (folders are expanded)."""
+def predict(method: Method, inputs: Sequence[str | Path], top_k: int = 5, batch_size: int = 32,
+            skipped: list[dict] | None = None) -> list[dict]:
+    """Top-k classes with probabilities for each image file (folders are expanded).
+
+    With a `skipped` list, unreadable images are left out and appended to it as
+    {"path", "reason"} (after one decoding pass); without it the first one stops with its name.
+    """
     paths = image_paths(inputs)
+    if skipped is not None:
+        readable = []
+        for p in paths:
+            try:
+                to_rgb(open_image(p))
+                readable.append(p)
+            except UserError as exc:
+                skipped.append({"path": str(p), "reason": str(exc)})
+        paths = readable
     transform = method.backbone.preprocess(train=False)
     device = method.backbone.device
     method.eval()
