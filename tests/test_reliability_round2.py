@@ -476,3 +476,25 @@ def test_class6_top5_only_for_more_than_five_classes(capsys, backbone, images, t
     many = make_image_folder(tmp_path / "many", {f"class{i}": 3 for i in range(6)})
     code, out, _ = cli(capsys, "zeroshot", "--backbone", backbone, "--data", many, "--quiet")
     assert code == 0 and "top-5" in out
+
+
+def test_class6_projection_stars_take_their_class_colours():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from vlprompt.results import plots
+    from vlprompt.results.tables import Panel, Series
+
+    classes = [Series(f"c{i}", [i, i + 0.1], [0, 1], style="scatter") for i in range(3)]
+    for extra in ([], [Series("lonely", [9], [9], style="scatter")]):  # aligned with the classes, or not
+        stars = Series("class text features", [0, 1, 2], [2, 2, 2], style="marker")
+        fig, ax = plt.subplots()
+        plots._draw(ax, Panel("p", [*classes, *extra, stars], kind="scatter"))
+        colors = [tuple(c) for c in ax.collections[-1].get_facecolors()]
+        assert len(set(colors)) == 3
+        if not extra:
+            assert colors == [tuple(c.get_facecolors()[0]) for c in ax.collections[:3]]
+        plt.close(fig)

@@ -37,13 +37,24 @@ def _draw(ax, panel: Panel) -> None:
                            ha="right" if len(cats) > 3 else "center", fontsize=7)
     else:
         xs_all = [x for s in panel.series for x in s.x]
+        point_colors = []  # one per scatter series (a class's images)
         for s in panel.series:
             if s.style == "hline" and s.y:
                 ax.axhline(s.y[0], linestyle="--", linewidth=1, label=s.label, color="gray")
             elif s.style == "scatter":
-                ax.scatter(s.x, s.y, s=8, alpha=0.6, label=s.label)
+                points = ax.scatter(s.x, s.y, s=8, alpha=0.6, label=s.label)
+                point_colors.append(points.get_facecolor()[0])
             elif s.style == "marker":
-                ax.scatter(s.x, s.y, s=160, marker="*", edgecolors="black", linewidths=0.6, label=s.label)
+                # each star its own colour: its class's image colour when there is one per class
+                if len(point_colors) == len(s.x):
+                    colors = point_colors
+                else:
+                    import matplotlib
+
+                    cmap = matplotlib.colormaps["tab20"]
+                    colors = [cmap(i % 20) for i in range(len(s.x))]
+                ax.scatter(s.x, s.y, s=160, marker="*", c=colors, edgecolors="black", linewidths=0.6,
+                           label=s.label)
             else:
                 err = [e if e is not None else 0.0 for e in s.err] if s.err and any(e for e in s.err) else None
                 ax.errorbar(s.x, s.y, yerr=err, marker="o", markersize=3, capsize=2, label=s.label)
