@@ -1,6 +1,6 @@
 """Base-to-new generalization (CoCoOp): train on the base half of the classes, test on both.
 
-Shots are sampled from the whole train split first and split afterwards (methods.md), so
+Shots are sampled from the whole train split first and split afterwards (docs/methods.md), so
 the base classes see exactly the images of a full few-shot run. Each run has two targets,
 `base` and `new`; the new classes are reached through `set_classnames`, so methods that
 learn one weight per class (linear probe) only get a base number. The harmonic mean
