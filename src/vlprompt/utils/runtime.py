@@ -17,7 +17,7 @@ import torch
 from ..errors import ConfigError
 
 #: Backbones with at most this many parameters run on one thread under "auto" (the tiny CLIP
-#: has about 2.6M; ViT-B/32 has 151M). See docs/performance.md for the measurements.
+#: has 8.0M; ViT-B/32 has 151M). See docs/performance.md for the measurements.
 SMALL_MODEL_PARAMS = 20_000_000
 
 _state: dict = {"auto": False, "choice": None}
