@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from conftest import make_image_folder
 from protocol_support import fixed_backbone
 from vlprompt.api import train
-from vlprompt.protocols.distributed import shard_indices
+from vlprompt.engine.distributed import shard_indices
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -100,10 +100,10 @@ def test_two_process_ddp_shares_image_path_evaluation(tmp_path, model_configs, m
 def test_image_path_evaluation_share_is_every_world_th_image(tiny_vit, image_folder, monkeypatch):
     """Rank 1 of 2 scores test images 1, 3, 5, ... and hands them to the gather."""
     from vlprompt.data.registry import load_dataset
+    from vlprompt.engine import distributed
     from vlprompt.engine.evaluation import method_logits
     from vlprompt.engine.options import TrainConfig
     from vlprompt.methods.registry import create_method
-    from vlprompt.protocols import distributed
 
     data = load_dataset(f"folder:{make_image_folder(image_folder / 'more', {'a': 9, 'b': 9})}")
     method = create_method("vpt", tiny_vit, data.classnames, n_tokens=2)

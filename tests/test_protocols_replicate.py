@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protocol_support import record
-from vlprompt.protocols.replicate import evaluate_claims
+from vlprompt.studies.replicate import evaluate_claims
 
 
 def _fewshot(method, shots, values, dataset="d1"):

@@ -12,9 +12,9 @@ from scipy import stats
 from protocol_support import record
 from vlprompt.metrics import harmonic_mean
 from vlprompt.protocols import get_protocol
-from vlprompt.results.report import write_report
 from vlprompt.results.stats import Stat, average_over_groups, mean_ci, pearson, t_half_width
 from vlprompt.results.store import ResultStore
+from vlprompt.studies.report import write_report
 
 
 def test_t_confidence_interval():

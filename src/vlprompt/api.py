@@ -20,10 +20,11 @@ from .engine.runner import evaluate_run, screen_images, train
 from .errors import ConfigError, VLPromptWarning
 from .methods.registry import create_method, list_methods
 from .methods.zeroshot import ZeroShotClassifier, zeroshot_classifier
-from .protocols.analyses import analyze_projection, analyze_variance, analyze_words
-from .protocols.demo import run_demo as demo
 from .protocols.execute import run_protocol
-from .protocols.replicate import run_replicate as replicate
+from .studies.analyses import analyze_projection, analyze_variance, analyze_words
+from .studies.demo import run_demo as demo
+from .studies.replicate import run_replicate as replicate
+from .studies.report import report
 
 __all__ = ["load_backbone", "load_dataset", "sample_fewshot", "zeroshot_classifier", "zeroshot_evaluate",
            "create_method", "list_methods", "train", "fit", "evaluate_run", "load_method", "predict",
@@ -88,19 +89,6 @@ def zeroshot_evaluate(backbone: str | VLBackbone, dataset: str | DatasetSplits, 
 
 
 # ---------------------------------------------------------------- protocols and results
-
-def report(db: str | Path | Sequence[str | Path], out: str | Path, *, plots: bool = True,
-           force: bool = False) -> dict:
-    """Write tables, plots and an HTML page for one or more result databases (shards are merged).
-
-    `out` must be new, empty or a folder vlprompt wrote, unless `force`."""
-    from .results.report import write_report
-
-    dbs = [db] if isinstance(db, str | Path) else list(db)
-    rep = write_report(dbs, out, plots_enabled=plots, force=force)
-    return {"records": rep.n_records, "tables": len(rep.tables), "figures": len(rep.figures), "files": rep.files,
-            "out": str(out)}
-
 
 def merge_results(into: str | Path, sources: Sequence[str | Path]) -> dict:
     """Copy the records of shard databases into `into`; returns how many were new."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..engine.distributed import train_distributed
 from ..errors import ConfigError
-from ..protocols.distributed import train_distributed
 from .common import emit
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..api import demo
 from ..errors import ConfigError
-from ..protocols.demo import DEMO_B2N_SHOTS, DEMO_DATASETS, DEMO_EPOCHS, DEMO_SEEDS, DEMO_SHOTS
+from ..studies.demo import DEMO_B2N_SHOTS, DEMO_DATASETS, DEMO_EPOCHS, DEMO_SEEDS, DEMO_SHOTS
 from .common import emit
 from .gridargs import ints, names
 

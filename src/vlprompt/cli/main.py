@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import torch
 
-from ..version import __version__
 from ..errors import UserError, VLPromptWarning
 from ..results.store import store_error_message
 from ..utils.io import os_error_message
 from ..utils.runtime import set_threads
+from ..version import __version__
 from . import (
     analyze,
     ddp,

@@ -36,9 +36,9 @@ import torch.distributed as dist
 
 from ..backbones.base import VLBackbone
 from ..data.types import Item
-from ..engine import runner
-from ..engine.feature_cache import FeatureCache, FeatureKey, encode_items
-from ..engine.trainer import Trainer
+from . import runner
+from .feature_cache import FeatureCache, FeatureKey, encode_items
+from .trainer import Trainer
 
 
 def world() -> tuple[int, int]:

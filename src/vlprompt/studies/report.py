@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..results import plots, sections
+from ..results.store import COLUMNS, load_analyses, load_records
+from ..results.tables import Figure, Table, to_csv, to_html, to_markdown
 from ..utils.io import atomic_write_text, claim_output_dir
-from . import plots, sections
-from .store import COLUMNS, load_analyses, load_records
-from .tables import Figure, Table, to_csv, to_html, to_markdown
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +150,14 @@ def _html(report: Report, dbs: Sequence[str | Path], svgs: dict[str, str]) -> st
                              "</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def report(db: str | Path | Sequence[str | Path], out: str | Path, *, plots: bool = True,
+           force: bool = False) -> dict:
+    """Write tables, plots and an HTML page for one or more result databases (shards are merged).
+
+    `out` must be new, empty or a folder vlprompt wrote, unless `force`."""
+    dbs = [db] if isinstance(db, str | Path) else list(db)
+    rep = write_report(dbs, out, plots_enabled=plots, force=force)
+    return {"records": rep.n_records, "tables": len(rep.tables), "figures": len(rep.figures), "files": rep.files,
+            "out": str(out)}

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..methods.registry import list_methods
+from ..protocols.summary import average, per_seed
 from ..results.stats import Stat
 from ..results.store import ResultStore, load_records
-from .summary import average, per_seed
 
 FEWSHOT_METHODS = ["zeroshot", "coop", "prograd", "classifier-ft", "vpt", "upt"]
 B2N_METHODS = ["zeroshot", "coop", "cocoop", "variational"]
@@ -144,10 +144,10 @@ def run_replicate(out: str | Path = "replicate", *, backbone: str = "tiny", data
                   epochs: int | None = 10, preset: str | None = None, root: str | Path | None = None,
                   device: str = "cpu", progress: bool = True, plots: bool = True) -> dict:
     """Run the grids the claims need, judge the claims, store them and write the report."""
-    from ..api import report
     from ..backbones import load_backbone
+    from ..protocols.execute import run_protocol
     from .demo import DEMO_DATASETS, DEMO_OVERRIDES
-    from .execute import run_protocol
+    from .report import report
 
     out = Path(out)
     db = out / "replicate.db"

@@ -18,8 +18,8 @@ import torch
 
 from ..backbones import load_backbone
 from ..methods.registry import list_methods
+from ..protocols.execute import run_protocol
 from .analyses import analyze_projection, analyze_variance, analyze_words
-from .execute import run_protocol
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,10 @@ def run_demo(out: str | Path = ".", *, backbone: str = "tiny", datasets: Sequenc
 
 def _run_demo(out, *, backbone, datasets, methods, shots, seeds, b2n_shots, epochs, analyses, plots, device,
               progress, echo) -> dict:
-    from ..api import report
+    from ..protocols import get_protocol
     from ..results.store import load_records
     from ..results.tables import to_markdown
-    from . import get_protocol
+    from .report import report
 
     t0 = time.perf_counter()
     out = Path(out)
