@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from vlprompt.cli.main import main
+from vlprompt.engine.contract import check_method_contract
 from vlprompt.errors import ConfigError
 from vlprompt.methods import registry
-from vlprompt.methods.contract import check_method_contract
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 

@@ -1,9 +1,10 @@
-"""The contract every method keeps, as one function that tests of any method can call.
+"""The contract every method keeps for the engine, as one function that tests of any method
+can call. It lives with the engine because saving and loading a method is part of it.
 
 vlprompt's own test runs it over the registry; a method written elsewhere (a plugin, see
 docs/new-method.md) can run it in its own tests:
 
-    from vlprompt.methods.contract import check_method_contract
+    from vlprompt.engine.contract import check_method_contract
     check_method_contract("my-method", load_backbone("tiny"), tmp_path, my_option=2)
 
 It raises `ContractError` naming the first property that does not hold.
@@ -17,8 +18,8 @@ import torch
 
 from ..backbones.base import VLBackbone
 from ..errors import ConfigError
-from .base import Batch
-from .registry import create_method
+from ..methods.base import Batch
+from ..methods.registry import create_method
 
 NAMES = ("cat", "dog", "red_fox")
 NEW_NAMES = ("tree", "house", "blue car", "boat")
@@ -45,7 +46,7 @@ def check_method_contract(name: str, backbone: VLBackbone, workdir: str | Path, 
     - `set_classnames` moves the method to other classes and back when its spec says it can,
       and is a `ConfigError` when it cannot.
     """
-    from ..engine.runs import load_method, save_method
+    from .runs import load_method, save_method
 
     size = backbone.image_size
     x = torch.randn(6, 3, size, size, generator=torch.Generator().manual_seed(3))
