@@ -1,0 +1,104 @@
+"""Imports run one way (docs/architecture.md): an AST walk of the package finds every import
+of one vlprompt module by another, lazy ones inside functions included, and fails on any that
+goes against the layer order. Also: `import vlprompt` loads no torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import vlprompt
+
+PACKAGE = Path(vlprompt.__file__).parent
+
+#: Layer of each top-level module or sub-package; a module may import only from its own layer
+#: or lower ones. Equal numbers are peers that must not import each other (checked below).
+LAYERS = {
+    "version": 0, "errors": 0, "assets": 0,
+    "utils": 1, "config": 1, "metrics": 1,
+    "backbones": 2, "data": 2, "results": 2,
+    "methods": 3,
+    "engine": 4,
+    "pretrain": 5, "protocols": 5,
+    "studies": 6,
+    "api": 7,
+    "cli": 8, "__main__": 8,
+    "__init__": 9,
+}
+#: Peers of one layer that are independent of each other.
+PEERS_APART = [("backbones", "data"), ("backbones", "results"), ("data", "results"), ("pretrain", "protocols")]
+
+
+def _unit(path: Path) -> str:
+    rel = path.relative_to(PACKAGE).with_suffix("")
+    return rel.parts[0]
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level vlprompt units imported by one file (relative and absolute imports)."""
+    return _imports_of(path.read_text(), list(path.relative_to(PACKAGE).parent.parts))
+
+
+def _imports_of(text: str, package: list[str]) -> set[str]:
+    tree = ast.parse(text)
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                parts = base + [p for p in (node.module or "").split(".") if p]
+                if parts:
+                    out.add(parts[0])
+                else:  # `from .. import x`: x is a unit of the package root
+                    out.update(alias.name for alias in node.names)
+            elif node.module and node.module.split(".")[0] == "vlprompt":
+                parts = node.module.split(".")[1:]
+                out.add(parts[0] if parts else "__init__")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "vlprompt":
+                    out.add(parts[1] if len(parts) > 1 else "__init__")
+    return out
+
+
+def test_every_unit_has_a_layer():
+    units = {_unit(p) for p in PACKAGE.rglob("*.py")}
+    assert units - set(LAYERS) == set(), "add the new module to LAYERS and docs/architecture.md"
+
+
+def test_imports_run_one_way():
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        unit = _unit(path)
+        for target in _imports(path) - {unit}:
+            if target not in LAYERS:
+                wrong.append(f"{path.relative_to(PACKAGE)} imports unknown unit {target}")
+            elif LAYERS[target] > LAYERS[unit]:
+                wrong.append(f"{path.relative_to(PACKAGE)} ({unit}, layer {LAYERS[unit]}) imports "
+                             f"{target} (layer {LAYERS[target]})")
+            elif {unit, target} in [set(p) for p in PEERS_APART]:
+                wrong.append(f"{path.relative_to(PACKAGE)} imports its peer {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_walk_sees_lazy_relative_and_absolute_imports():
+    """The checker must not be blind: imports inside functions, `from .. import x` and
+    absolute imports all count."""
+    text = "def f():\n    from ..engine import runs\nimport vlprompt.cli.main\nfrom .. import api\n"
+    assert _imports_of(text, ["methods"]) == {"engine", "cli", "api"}
+    assert _imports_of("from .components import prompts\n", ["methods"]) == {"methods"}
+
+
+def test_import_vlprompt_loads_no_torch():
+    """`import vlprompt` loads its API on first use (the CLI's own help still imports torch:
+    its subcommand modules import the engine at the top)."""
+    code = ("import sys, vlprompt\n"
+            "heavy = sorted(m for m in ('torch', 'open_clip', 'scipy', 'matplotlib') if m in sys.modules)\n"
+            "print(','.join(heavy))\n"
+            "vlprompt.load_backbone\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True"]
