@@ -1,7 +1,7 @@
 """Training options shared by every method (the `train` section of a run's config).
 
 Defaults are the reference implementations' shared settings (docs/methods.md); a method's
-preset (`Method.train_preset(shots)`) overrides some of them, and `--set train.key=value`
+preset (`methods/presets.py`, by protocol, dataset and shots) overrides some of them, and `--set train.key=value`
 overrides anything.
 """
 

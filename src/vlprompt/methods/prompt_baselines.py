@@ -1,4 +1,4 @@
-"""Zero-shot prompt baselines of "Rethinking the Learning Paradigm of Visual Prompting".
+"""Zero-shot prompt baselines of "Rethinking the Value of Prompt Learning for Vision-Language Models".
 
 Hand-crafted: ClassName `{}`, Basic `a photo of a {}.`, Revised `this is a photo of a {}.`,
 Negative `this is not a photo of a {}.`. Random: M random vocabulary ids (random-token)

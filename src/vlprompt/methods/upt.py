@@ -67,7 +67,7 @@ class UPT(PromptedImageMethod):
                      "tokens attend to each other), or exactly as the authors' released code runs it "
                      "(post-norm attention, pre-norm ReLU FFN, each token attends only to itself, "
                      "text and visual prompts from two generator passes)",
-            "UPT paper Eq. 5 (authors: UPT repository trainers/upt.py)")
+            "UPT paper Eq. 5 (authors: UPT code, 2025 release, trainers/unified.py)")
         heads: int = option(1, "attention heads of the Transformer layer",
                             "UPT code trainers/unified.py (num_heads 1)")
         dropout: float = option(0.1, "dropout in the generator",

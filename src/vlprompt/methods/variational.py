@@ -4,9 +4,10 @@ The context is `[V]_m + r`: CoOp's learned vectors plus one residual r shared by
 context token, `r ~ q(r)` (global) or `q(r|x)` (conditional, MLPs on the image feature);
 prior N(0, I). Training minimises `-log (1/L) sum_l p(y|x, r_l) + beta * KL(q || p)` (the KL
 averaged over the W context dimensions by default, as the reference does) with L
-reparameterised samples; prediction is the same log-mean-exp over L samples drawn from a
-generator seeded by `test_seed`, so it is deterministic and the same for every image
-order and batch size (the L noise vectors are shared by all images). All samples, images
+reparameterised samples; prediction is the same log-mean-exp over L samples: by default
+each image draws its own, as the reference does, from a generator seeded by `test_seed` and
+the image's position in the evaluation (deterministic for a given image order); with
+`test_noise=shared` one set of L draws serves every image (the same for any order or batch). All samples, images
 and classes go through the text encoder in one call (chunked over classes only if asked).
 """
 
