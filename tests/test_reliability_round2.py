@@ -498,3 +498,17 @@ def test_class6_projection_stars_take_their_class_colours():
         if not extra:
             assert colors == [tuple(c.get_facecolors()[0]) for c in ax.collections[:3]]
         plt.close(fig)
+
+
+def test_class6_report_tables_scroll_and_figure_titles_are_not_repeated(capsys, backbone, images, tmp_path):
+    import re
+
+    db = tmp_path / "grid.db"
+    assert cli(capsys, "run", "fewshot", "--methods", "zeroshot", "--backbone", backbone, "--datasets",
+               f"folder:{images}", "--shots", 1, "--seeds", 1, "--db", db, "--quiet")[0] == 0
+    assert cli(capsys, "report", "--db", db, "--out", tmp_path / "report")[0] == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "<figcaption" not in page
+    wrapped = re.findall(r"<div class='tw'>(?:(?!</div>).)*?<table", page, flags=re.S)
+    assert page.count("<table") >= 1 and len(wrapped) == page.count("<table")
+    assert ".tw{max-width:100%;overflow-x:auto}" in page and "overflow-wrap:anywhere" in page

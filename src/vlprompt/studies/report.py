@@ -126,7 +126,8 @@ _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:13px}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}
 th{background:#f3f3f3}.note{color:#555;font-size:12px;margin:.2em 0}
-figure{margin:1em 0}figure svg{max-width:100%;height:auto}h2{border-bottom:1px solid #ddd}"""
+figure{margin:1em 0}figure svg{max-width:100%;height:auto}h2{border-bottom:1px solid #ddd}
+.tw{max-width:100%;overflow-x:auto}td{max-width:36em;overflow-wrap:anywhere}"""
 
 
 def _svg_body(svg: str) -> str:
@@ -143,11 +144,11 @@ def _html(report: Report, dbs: Sequence[str | Path], svgs: dict[str, str]) -> st
     parts.append(f"<ul>{toc}</ul>")
     for i, (title, tables, figures) in enumerate(report.sections):
         parts.append(f"<h2 id='s{i}'>{html.escape(title)}</h2>")
-        parts += [to_html(t) for t in tables]
+        parts += [f"<div class='tw'>{to_html(t)}</div>" for t in tables]  # wide tables scroll, not overflow
         for fig in figures:
-            if fig.key in svgs:
-                parts.append(f"<figure>{_svg_body(svgs[fig.key])}<figcaption>{html.escape(fig.title)}"
-                             "</figcaption></figure>")
+            if fig.key in svgs:  # the title is drawn in the figure; no caption repeating it
+                parts.append(f"<figure aria-label='{html.escape(fig.title, quote=True)}'>"
+                             f"{_svg_body(svgs[fig.key])}</figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
