@@ -43,9 +43,17 @@ def trained(capsys, fixed_backbone, image_folder, tmp_path):
     return backbone, out, json.loads(stdout.strip().splitlines()[-1])
 
 
-def test_train_json_and_saved_files(trained):
-    _, out, result = trained
-    assert 0.0 <= result["top1"] <= 1.0 and result["run_dir"] == str(out)
+def test_train_json_and_saved_files(trained, image_folder, tmp_path):
+    backbone, out, result = trained
+    assert result["run_dir"] == str(out)
+    # the command's run is the library's run with the same options: the same test accuracy
+    from vlprompt.api import train
+
+    same = train("coop", backbone, f"folder:{image_folder}", shots=2, seed=1, out=tmp_path / "api", epochs=2,
+                 overrides=["method.n_ctx=4", "train.batch_size=2", "train.views=2"], progress=False)
+    assert result["top1"] == pytest.approx(same["top1"]) and result["n_test"] == same["n_test"]
+    assert torch.equal(load_file(str(out / "weights.safetensors"))["ctx"],
+                       load_file(same["weights"])["ctx"])  # the same training, step for step
     weights = load_file(str(out / "weights.safetensors"))
     assert list(weights) == ["ctx"] and weights["ctx"].shape == (4, 64)
     config = json.loads((out / "config.json").read_text())
@@ -90,12 +98,33 @@ def test_predict_export_interpret(capsys, trained, image_folder, tmp_path):
 
 
 def test_list_methods(capsys):
+    """One line per registered method, in the registry's order, saying what it trains and how it
+    fits; with --options, under each method, every field of its Config."""
+    import dataclasses
+    import re
+
+    from vlprompt.methods.registry import get_method_class, list_methods
+
     code, stdout, _ = run(capsys, "list", "methods")
     assert code == 0
-    for name in ("zeroshot", "linear-probe", "classifier-ft", "coop", "cocoop", "prograd", "kgcoop"):
-        assert f"\n{name}\t" in "\n" + stdout
+    lines = stdout.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == list_methods()
+    for line, name in zip(lines, list_methods(), strict=True):
+        spec = get_method_class(name).SPEC
+        assert f"trains: {spec.trains}" in line and f"fit: {spec.fit}" in line
     code, stdout, _ = run(capsys, "list", "methods", "--options")
-    assert "method.n_ctx" in stdout and "train.lr" in stdout
+    assert code == 0
+    blocks = re.split(r"^(?=\S)", stdout, flags=re.M)
+    methods = {b.split("\t")[0]: b for b in blocks if b.strip() and "\t" in b.splitlines()[0]}
+    assert list(methods) == list_methods()
+    for name, block in methods.items():
+        shown = re.findall(r"^\s+method\.(\w+):", block, flags=re.M)
+        assert shown == [f.name for f in dataclasses.fields(get_method_class(name).Config)], name
+    from vlprompt.engine.options import TrainConfig
+
+    shown = re.findall(r"^\s+train\.(\w+):", stdout, flags=re.M)  # the training options, once
+    assert shown == [f.name for f in dataclasses.fields(TrainConfig)]
+    assert re.search(r"^\s+\[.*\] .*train\.epochs=200", methods["coop"], flags=re.M)  # coop's preset rules
 
 
 @pytest.mark.parametrize("extra,needle", [
