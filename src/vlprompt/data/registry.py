@@ -90,7 +90,8 @@ def list_datasets() -> list[str]:
 
 
 def dataset_status(name: str, root: str | Path | None) -> str:
-    """"present", "missing" or "incomplete: <why>" for a dataset under the data root.
+    """"present", "missing" (with the reason when the data root itself does not exist) or
+    "incomplete: <why>" for a dataset under the data root.
 
     Only cheap checks run (folders, split files, a sample of listed files), so every
     registered dataset can be reported in a moment.
@@ -106,8 +107,10 @@ def dataset_status(name: str, root: str | Path | None) -> str:
     key = name.lower()
     if key not in _DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; see `vlprompt list datasets`")
-    if root_path is None or not root_path.is_dir():
+    if root_path is None:
         return "missing"
+    if not root_path.is_dir():
+        return f"missing: the data root {root_path} does not exist"
     folder = _FOLDERS.get(key)
     if folder is not None and not (root_path / folder).exists():
         return "missing"
