@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import open_clip
 import pytest
@@ -257,3 +259,26 @@ def test_cached_tag_weights_are_used_without_network(monkeypatch, tmp_path):
     loaded = load_backbone("openclip:RN50@openai")
     assert type(loaded.model.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
     assert loaded.checksum() == ref.checksum()
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"text_cfg": {"pool_type": "last"}}, "pools the 'last' token"),
+    ({"text_cfg": {"no_causal_mask": True}}, "no causal mask"),
+    ({"init_logit_bias": -10.0}, "learned bias"),
+    ({"text_cfg": {"hf_model_name": "xlm-roberta-base", "hf_tokenizer_name": "xlm-roberta-base"}},
+     "Hugging Face model xlm-roberta-base"),
+])
+def test_families_we_would_get_wrong_are_refused_by_name(model_configs, tmp_path, change, words):
+    """SigLIP-style pooling, non-causal text towers, logit biases and Hugging Face text towers
+    would give features other than the library's: refused before any work, in one line."""
+    config = json.loads(Path(model_configs["vit"]).read_text())
+    for key, value in change.items():
+        if isinstance(value, dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    path = tmp_path / f"family_{len(words)}.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(BackboneError, match=words) as info:
+        load_backbone(f"openclip:{path}")
+    assert "not supported yet" in str(info.value) and "\n" not in str(info.value)

@@ -376,13 +376,45 @@ class OpenClipBackbone(VLBackbone):
         return pooled
 
 
+def refuse_unsupported(model: nn.Module, preprocess_cfg: dict, arch: str) -> None:
+    """Refuse, by name, the open_clip families whose features or preprocessing vlprompt would
+    get wrong without a word: text pooling other than at EOT, text towers without a causal
+    mask, SigLIP's logit bias, Hugging Face text towers and crops other than resize + centre."""
+    text = model.text if hasattr(model, "text") else model
+    problems = []
+    if not all(hasattr(text, n) for n in ("token_embedding", "positional_embedding", "transformer")):
+        problems.append(f"its text tower is {type(text).__name__} (a Hugging Face text tower), not open_clip's "
+                        "TextTransformer")
+    else:
+        pool = getattr(text, "pool_type", getattr(model, "text_pool_type", "argmax"))
+        if pool != "argmax":
+            problems.append(f"its text tower pools the {pool!r} token instead of the end-of-text token")
+        if getattr(text, "attn_mask", None) is None:
+            problems.append("its text tower has no causal mask")
+    if getattr(model, "logit_bias", None) is not None:
+        problems.append("its logits carry a learned bias (SigLIP's sigmoid loss)")
+    resize = preprocess_cfg.get("resize_mode") or "shortest"
+    if resize != "shortest":
+        problems.append(f"its weights are evaluated with resize_mode {resize!r}")
+    if problems:
+        raise BackboneError(f"open_clip model {arch} is not supported yet: {'; '.join(problems)} "
+                            "(vlprompt supports CLIP-style models: causal text towers read at end-of-text, "
+                            "resize + centre-crop preprocessing)")
+
+
 def load_openclip(arch: str, weights: str | None, spec: str) -> OpenClipBackbone:
     """Build an `OpenClipBackbone` from an architecture (or config JSON) and optional weights."""
     oc = _open_clip()
     if weights and not Path(weights).expanduser().exists() and (os.sep in weights or weights.endswith(
             (".pt", ".bin", ".safetensors", ".pth"))):
         raise BackboneError(f"checkpoint file {weights} does not exist")
+    config = oc.get_model_config(register_model_config(arch) if arch.endswith(".json") else arch) or {}
+    hf_text = (config.get("text_cfg") or {}).get("hf_model_name")
+    if hf_text:
+        raise BackboneError(f"open_clip model {arch} is not supported yet: its text tower is the Hugging Face "
+                            f"model {hf_text}, not open_clip's TextTransformer")
     model, pp = build_open_clip_model(arch, weights)
+    refuse_unsupported(model, pp, arch)
     name = register_model_config(arch) if arch.endswith(".json") else arch
     tokenizer = oc.get_tokenizer(name) if oc.get_model_config(name) is not None else oc.get_tokenizer("ViT-B-32")
     ctx = int((model.text if hasattr(model, "text") else model).positional_embedding.shape[0])
