@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..api import train
 from ..errors import ConfigError
-from ..utils.io import claim_output_dir
+from ..utils.io import claim_output_dir, release_output_dir
 from .common import accuracy_line, add_data_arguments, add_skip_bad_images, dataset_from_args, emit
 
 
@@ -44,13 +44,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")
+    new_folder = not args.out.exists()
     claim_output_dir(args.out, "run", force=args.force, legacy=("checkpoint/state.safetensors",))
-    dataset = dataset_from_args(args)
-    result = train(args.method, args.backbone, dataset, shots=args.shots, seed=args.seed, out=args.out,
-                   protocol=args.protocol,
-                   epochs=args.epochs, resume=args.resume, overrides=args.overrides, root=args.root,
-                   device=args.device, workers=args.workers, progress=not args.quiet,
-                   strict_shots=args.strict_shots, skip_bad_images=args.skip_bad_images)
+    try:
+        dataset = dataset_from_args(args)
+        result = train(args.method, args.backbone, dataset, shots=args.shots, seed=args.seed, out=args.out,
+                       protocol=args.protocol, epochs=args.epochs, resume=args.resume,
+                       overrides=args.overrides, root=args.root, device=args.device, workers=args.workers,
+                       progress=not args.quiet, strict_shots=args.strict_shots,
+                       skip_bad_images=args.skip_bad_images)
+    except BaseException:
+        if new_folder:
+            release_output_dir(args.out)
+        raise
     lines = [f"{result['method']} on {result['dataset']} ({args.shots} shots, seed {args.seed}), "
              f"backbone {result['backbone']}"]
     if "top1" in result:

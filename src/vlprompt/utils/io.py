@@ -195,3 +195,15 @@ def claim_output_dir(path: str | Path, what: str, *, force: bool = False,
         atomic_write_text(path / MARKER, f"This folder was written by vlprompt ({what}). vlprompt writes only "
                                          "into new or empty folders and folders holding this file.\n")
     return ours
+
+
+def release_output_dir(path: str | Path) -> None:
+    """Remove a folder `claim_output_dir` made for work that then failed before writing
+    anything: it holds only the marker, and an empty folder left behind would only confuse."""
+    path = Path(path)
+    try:
+        if path.is_dir() and [e.name for e in os.scandir(path)] == [MARKER]:
+            (path / MARKER).unlink()
+            path.rmdir()
+    except OSError:
+        pass  # a folder we cannot tidy is harmless
