@@ -1,0 +1,198 @@
+"""Learning helps (issue 12): a 16-shot run (seed 1) of each trainable method, with its preset,
+on the bundled tiny CLIP beats its own starting point on the synthetic tasks where a linear
+probe beats zero-shot CLIP (`rare_names`, `textures`, `position`).
+
+The starting point is the better of zero-shot CLIP with the task's hand-crafted prompt and
+the method as created before training (same config and init draw as the run): a method must
+improve on both. Every run is seeded, so each number is fixed; each test asserts a margin
+chosen below the gain measured here (so that small preset changes do not break it) and well
+above 0 (so that it can fail).
+
+Measured 2026-12-03 (top-1 on the test split; zero-shot / untrained / trained, gain over the
+better start, the asserted margin; "-" = not asserted):
+
+    task        method                      zero-shot  untrained  trained    gain margin
+    rare_names  linear-probe                    0.616      0.125    0.984  +0.369   0.20
+    rare_names  classifier-ft                   0.616      0.616    0.991  +0.375   0.20
+    rare_names  coop                            0.616      0.562    0.922  +0.306   0.15
+    rare_names  cocoop                          0.616      0.631    0.688  +0.056   0.03
+    rare_names  prograd                         0.616      0.581    0.934  +0.319   0.15
+    rare_names  kgcoop                          0.616      0.616    0.616  +0.000      -
+    rare_names  variational                     0.616      0.622    0.628  +0.006      -
+    rare_names  variational[conditional]        0.616      0.634    0.650  +0.016      -
+    rare_names  vpt (40 ep.)                    0.616      0.600    0.675  +0.059      -
+    rare_names  upt (10 ep.)                    0.616      0.581    0.744  +0.128   0.06
+    rare_names  maple                           0.616      0.581    0.562  -0.053      -
+    textures    linear-probe                    0.540      0.200    0.875  +0.335   0.20
+    textures    classifier-ft                   0.540      0.540    0.895  +0.355   0.20
+    textures    coop                            0.540      0.535    0.940  +0.400   0.20
+    textures    cocoop                          0.540      0.460    0.510  -0.030      -
+    textures    prograd                         0.540      0.655    0.880  +0.225   0.10
+    textures    kgcoop                          0.540      0.500    0.500  -0.040      -
+    textures    variational                     0.540      0.555    0.560  +0.005      -
+    textures    variational[conditional]        0.540      0.545    0.570  +0.025      -
+    textures    vpt (40 ep.)                    0.540      0.560    0.555  -0.005      -
+    textures    upt (10 ep.)                    0.540      0.430    0.620  +0.080   0.04
+    textures    maple                           0.540      0.485    0.575  +0.035   0.02
+    position    linear-probe                    0.600      0.200    0.970  +0.370   0.20
+    position    classifier-ft                   0.600      0.600    0.950  +0.350   0.20
+    position    coop                            0.600      0.590    0.600  +0.000      -
+    position    cocoop                          0.600      0.620    0.660  +0.040   0.02
+    position    prograd                         0.600      0.605    0.615  +0.010      -
+    position    kgcoop                          0.600      0.640    0.645  +0.005      -
+    position    variational                     0.600      0.615    0.615  +0.000      -
+    position    variational[conditional]        0.600      0.615    0.620  +0.005      -
+    position    vpt (40 ep.)                    0.600      0.585    0.635  +0.035   0.02
+    position    upt (10 ep.)                    0.600      0.645    0.620  -0.025      -
+    position    maple                           0.600      0.610    0.645  +0.035   0.02
+
+Not asserted: the entries of NO_GAIN, each with what was measured (reported on issue 12).
+VPT and UPT train on images (no cached features), so they run fewer epochs than their
+presets' 200 (see CASES); with the full presets VPT gained +0.075 on position (68 s) and
++0.025 on textures (61 s), UPT +0.355 on textures (56 s).
+
+Cost: one backbone for the module, one fixture per task (the dataset, its zero-shot accuracy
+and a feature-cache folder shared by its runs, so the frozen features are encoded once per
+task), the cheap runs on every task where they learn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+
+from vlprompt.api import create_method, load_backbone, load_dataset, train, zeroshot_evaluate
+from vlprompt.data.types import DatasetSplits
+from vlprompt.engine.data import mix_seed
+from vlprompt.engine.feature_cache import FeatureCache
+from vlprompt.engine.options import TrainConfig
+from vlprompt.engine.runner import resolve_config
+from vlprompt.engine.trainer import Trainer
+from vlprompt.methods.registry import get_method_class, list_methods
+
+SHOTS, SEED = 16, 1
+#: The suite's tasks where the 16-shot linear probe beats zero-shot (docs/tiny-clip.md).
+TASKS = ("rare_names", "textures", "position")
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    task: str
+    margin: float  # asserted: trained - start >= margin
+    config: dict = field(default_factory=dict)
+    epochs: int | None = None  # None: the preset's
+
+    @property
+    def id(self) -> str:
+        variant = "-conditional" if self.config.get("conditional") else ""
+        return f"{self.method}{variant}-{self.task}"
+
+
+CASES = [
+    # measured gains in the module docstring's table
+    Case("linear-probe", "rare_names", 0.20),
+    Case("linear-probe", "textures", 0.20),
+    Case("linear-probe", "position", 0.20),
+    Case("classifier-ft", "rare_names", 0.20),
+    Case("classifier-ft", "textures", 0.20),
+    Case("classifier-ft", "position", 0.20),
+    Case("coop", "rare_names", 0.15),
+    Case("coop", "textures", 0.20),
+    Case("prograd", "rare_names", 0.15),
+    Case("prograd", "textures", 0.10),
+    Case("cocoop", "rare_names", 0.03),
+    Case("cocoop", "position", 0.02),
+    # UPT trains on images (no feature cache): 10 of the preset's 200 epochs, the preset's
+    # other values kept (200 epochs take about a minute per task: +0.355 on textures in 56 s).
+    Case("upt", "rare_names", 0.06, epochs=10),
+    Case("upt", "textures", 0.04, epochs=10),
+    # VPT trains on images too: 40 of the preset's 200 epochs (200 take over a minute per
+    # task: +0.075 on position in 68 s); the preset's other values kept.
+    Case("vpt", "position", 0.02, epochs=40),
+    Case("maple", "textures", 0.02),
+    Case("maple", "position", 0.02),
+]
+
+#: Trainable methods (and variants) without an asserted case on some task: what was measured.
+NO_GAIN = {
+    ("coop", "position"): "+0.000 (0.600 -> 0.600), while the probe and classifier-ft reach 0.95+",
+    ("prograd", "position"): "+0.010, as CoOp (whose gradient it projects)",
+    ("cocoop", "textures"): "-0.030: 0.510 trained, below zero-shot 0.540",
+    ("kgcoop", "rare_names"): "+0.000: the preset (100 epochs at batch 128, weight 8) leaves it at its start",
+    ("kgcoop", "textures"): "-0.040: 0.500 trained = untrained, below zero-shot 0.540",
+    ("kgcoop", "position"): "+0.005",
+    ("variational", "rare_names"): "+0.006, 41 s a run (batch 1)",
+    ("variational", "textures"): "+0.005, 20 s a run",
+    ("variational", "position"): "+0.000, 20 s a run",
+    ("variational[conditional]", "rare_names"): "+0.016, 43 s a run (batch 1)",
+    ("variational[conditional]", "textures"): "+0.025, 22 s a run",
+    ("variational[conditional]", "position"): "+0.005, 22 s a run",
+    ("vpt", "rare_names"): "+0.059 with 40 epochs, but 22 s a run: position is the cheap task",
+    ("vpt", "textures"): "-0.005 with 40 epochs; +0.025 with the preset's 200 (61 s)",
+    ("upt", "position"): "-0.025 with 10 epochs",
+    ("maple", "rare_names"): "-0.053: 0.562 trained, below zero-shot 0.616",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_backbone("tiny")
+
+
+@dataclass
+class TaskSetup:
+    name: str
+    data: DatasetSplits
+    zero_shot: float  # top-1 of zero-shot CLIP with the task's hand-crafted prompt
+    cache_dir: Path  # frozen features of this task's runs, encoded once
+
+
+@pytest.fixture(scope="module")
+def tasks(tiny, tmp_path_factory) -> dict[str, TaskSetup]:
+    """Each task's setup, made once on first use and shared by the module's tests of that task."""
+
+    class Setups(dict):
+        def __missing__(self, name: str) -> TaskSetup:
+            data = load_dataset(f"synthetic:{name}")
+            self[name] = TaskSetup(name, data, zeroshot_evaluate(tiny, data, progress=False)["top1"],
+                                   tmp_path_factory.mktemp(f"features-{name}"))
+            return self[name]
+
+    return Setups()
+
+
+def untrained_accuracy(case: Case, task: TaskSetup, backbone) -> float:
+    """Test top-1 of the method as `train` creates it, before any step."""
+    mcfg, _ = resolve_config(case.method, SHOTS, method_config=case.config)
+    generator = torch.Generator().manual_seed(mix_seed(SEED, 0x1417))  # the draw runner.train makes
+    method = create_method(case.method, backbone, task.data.classnames, config=mcfg,
+                           dataset_templates=task.data.templates, generator=generator)
+    trainer = Trainer(method, TrainConfig(), seed=SEED, cache=FeatureCache(task.cache_dir), progress=False)
+    return trainer.evaluate(task.data.test)["top1"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_training_beats_the_start(case, tasks, tiny, tmp_path):
+    task = tasks[case.task]
+    untrained = untrained_accuracy(case, task, tiny)
+    start = max(task.zero_shot, untrained)
+    run = train(case.method, tiny, task.data, shots=SHOTS, seed=SEED, out=tmp_path / "run",
+                method_config=case.config, epochs=case.epochs, progress=False, cache_dir=task.cache_dir)
+    summary = (f"{case.id}: zero-shot {task.zero_shot:.4f}, untrained {untrained:.4f}, "
+               f"trained {run['top1']:.4f}, gain {run['top1'] - start:+.4f}")
+    print(summary)
+    assert run["top1"] - start >= case.margin, f"{summary} < margin {case.margin}"
+
+
+def test_every_trainable_method_has_learning_cases():
+    """A new trainable method needs its cases here (or a measured reason in NO_GAIN)."""
+    trainable = {n for n in list_methods()
+                 if get_method_class(n).__module__.startswith("vlprompt.methods.")
+                 and get_method_class(n).SPEC.fit != "none"}
+    covered = {c.method for c in CASES} | {method.split("[")[0] for method, _ in NO_GAIN}
+    assert covered == trainable
+    assert {c.task for c in CASES} == set(TASKS)
