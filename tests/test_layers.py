@@ -1,6 +1,6 @@
 """Imports run one way (docs/architecture.md): an AST walk of the package finds every import
 of one vlprompt module by another, lazy ones inside functions included, and fails on any that
-goes against the layer order. Also: `import vlprompt` loads no torch."""
+goes against the layer order. Also: `import vlprompt` and the CLI's help load no torch."""
 
 from __future__ import annotations
 
@@ -92,13 +92,21 @@ def test_the_walk_sees_lazy_relative_and_absolute_imports():
     assert _imports_of("from .components import prompts\n", ["methods"]) == {"methods"}
 
 
-def test_import_vlprompt_loads_no_torch():
-    """`import vlprompt` loads its API on first use (the CLI's own help still imports torch:
-    its subcommand modules import the engine at the top)."""
+def test_import_and_every_help_load_no_torch():
+    """`import vlprompt`, `vlprompt --help` and every `vlprompt <command> --help` import
+    neither torch nor open_clip, scipy or matplotlib; the API still loads on first use."""
     code = ("import sys, vlprompt\n"
+            "from vlprompt.cli.main import build_parser\n"
+            "parser = build_parser()\n"
+            "parser.format_help()\n"
+            "subs = [a for a in parser._actions if hasattr(a, 'choices') and isinstance(a.choices, dict)]\n"
+            "helps = [p.format_help() for a in subs for p in a.choices.values()]\n"
             "heavy = sorted(m for m in ('torch', 'open_clip', 'scipy', 'matplotlib') if m in sys.modules)\n"
-            "print(','.join(heavy))\n"
+            "print(len(helps), ','.join(heavy) or '-')\n"
             "vlprompt.load_backbone\n"
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True"]
+    first, second = out.stdout.splitlines()
+    n_helps, heavy = first.split()
+    assert int(n_helps) >= 15 and heavy == "-"
+    assert second == "True"

@@ -430,16 +430,15 @@ def test_class6_predict_skips_bad_images_when_asked(capsys, backbone, images, tm
 
 
 def test_class6_interrupt_says_how_to_resume(capsys, monkeypatch, backbone, images, tmp_path):
-    from vlprompt.cli import run as run_cli
-    from vlprompt.cli import train as train_cli
+    from vlprompt import api
 
     def interrupted(*args, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_cli, "train", interrupted)
+    monkeypatch.setattr(api, "train", interrupted)  # the CLI imports the API when a command runs
     code, _, err = cli(capsys, *train_argv(backbone, images, tmp_path / "run"))
     assert code == 130 and "--resume" in err
-    monkeypatch.setattr(run_cli, "run_protocol", interrupted, raising=False)
+    monkeypatch.setattr(api, "run_protocol", interrupted)
     code, _, err = cli(capsys, "run", "fewshot", "--methods", "zeroshot", "--backbone", backbone, "--datasets",
                        f"folder:{images}", "--shots", 1, "--db", tmp_path / "r.db", "--quiet")
     assert code == 130 and "rerun the same command" in err

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import analyze_projection, analyze_variance, analyze_words
 from .common import emit
 from .gridargs import names
 
@@ -33,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_variance(args: argparse.Namespace) -> int:
+    from ..api import analyze_variance
+
     rows = analyze_variance(args.db, backbone=args.backbone, datasets=names(args.datasets), root=args.root,
                             device=args.device)
     emit({"variance": rows}, args.json, [f"{r['dataset']}: intra-class visual {r['intra_visual']:.4f}, "
@@ -41,6 +42,8 @@ def run_variance(args: argparse.Namespace) -> int:
 
 
 def run_words(args: argparse.Namespace) -> int:
+    from ..api import analyze_words
+
     rows = analyze_words(args.db, top=args.top, device=args.device)
     emit({"words": rows}, args.json, [f"{r['method']} {r['dataset']} {r['shots']}-shot: "
                                       + " | ".join(" ".join(w) for w in r["words"]) for r in rows]
@@ -49,6 +52,8 @@ def run_words(args: argparse.Namespace) -> int:
 
 
 def run_projection(args: argparse.Namespace) -> int:
+    from ..api import analyze_projection
+
     result = analyze_projection(args.db, args.dataset, backbone=args.backbone, run=args.run, root=args.root,
                                 device=args.device)
     emit({k: result[k] for k in ("dataset", "method", "explained")}, args.json,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..data.registry import load_dataset
-from ..data.types import DatasetSplits
 from ..errors import ConfigError
-from ..utils.runtime import check_device, set_threads
+
+if TYPE_CHECKING:
+    from ..data.types import DatasetSplits
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +58,8 @@ def computing_parsers(parser: argparse.ArgumentParser):
 def prepare_runtime(args: argparse.Namespace) -> None:
     """Checks and settings every command shares, before it reads data or loads a model:
     the device exists, seeds are not negative, and torch uses the chosen threads."""
+    from ..utils.runtime import check_device, set_threads
+
     if getattr(args, "device", None) is not None:
         check_device(args.device)
     seed = getattr(args, "seed", None)
@@ -67,6 +70,8 @@ def prepare_runtime(args: argparse.Namespace) -> None:
 
 
 def dataset_from_args(args: argparse.Namespace) -> DatasetSplits:
+    from ..data.registry import load_dataset
+
     classnames = getattr(args, "classnames", None)
     extra = {"classnames": classnames} if classnames is not None else {}
     if args.data is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..engine.distributed import train_distributed
 from ..errors import ConfigError
 from .common import emit
 
@@ -34,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.distributed import train_distributed
+
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")
     result = train_distributed(args.method, args.backbone, args.dataset, shots=args.shots, seed=args.seed,

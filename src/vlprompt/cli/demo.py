@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import demo
 from ..errors import ConfigError
-from ..studies.demo import DEMO_B2N_SHOTS, DEMO_DATASETS, DEMO_EPOCHS, DEMO_SEEDS, DEMO_SHOTS
 from .common import emit
 from .gridargs import ints, names
 
@@ -17,6 +15,8 @@ def _csv(values) -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..studies.demo import DEMO_B2N_SHOTS, DEMO_DATASETS, DEMO_EPOCHS, DEMO_SEEDS, DEMO_SHOTS
+
     p = sub.add_parser("demo", help="run small few-shot and base-to-new grids offline and write the report",
                        description="The whole pipeline on the bundled tiny CLIP and the synthetic suite: a "
                                    "few-shot grid and a base-to-new grid for the available methods, analyses, "
@@ -39,6 +39,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import demo
+
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")
     result = demo(args.out, backbone=args.backbone, datasets=names(args.datasets), methods=names(args.methods),

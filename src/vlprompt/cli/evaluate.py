@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import evaluate_run
 from .common import accuracy_line, add_skip_bad_images, emit
 
 
@@ -28,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import evaluate_run
+
     result = evaluate_run(args.run or args.prompt, dataset=args.dataset, root=args.root,
                           backbone=args.backbone, device=args.device, workers=args.workers,
                           progress=not args.quiet, skip_bad_images=args.skip_bad_images)

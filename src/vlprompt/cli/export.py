@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import export_classifier, load_method
 from .common import emit
 from .predict import add_source_arguments
 
@@ -21,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import export_classifier, load_method
+
     method = load_method(args.run or args.prompt, backbone=args.backbone, device=args.device)
     result = export_classifier(method, args.out)
     emit(result, args.json, [f"wrote {result['path']} ({' x '.join(map(str, result['shape']))})"])

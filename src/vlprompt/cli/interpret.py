@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..api import load_method, nearest_words
 from ..errors import ConfigError
 from .common import emit
 from .predict import add_source_arguments
@@ -21,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import load_method, nearest_words
+
     if args.top < 1:
         raise ConfigError("--top must be at least 1")
     method = load_method(args.run or args.prompt, backbone=args.backbone, device=args.device)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..backbones.registry import available_backbones
 from ..data.templates import TEMPLATE_SETS
 
 
@@ -21,6 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..backbones.registry import available_backbones
+
     if args.what == "backbones":
         for name in available_backbones():
             print(name)

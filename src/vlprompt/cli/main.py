@@ -9,12 +9,9 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-import torch
-
 from ..errors import UserError, VLPromptWarning
 from ..results.store import store_error_message
 from ..utils.io import os_error_message
-from ..utils.runtime import set_threads
 from ..version import __version__
 from . import (
     analyze,
@@ -77,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore")
     warnings.filterwarnings("always", category=VLPromptWarning)
     warnings.showwarning = _show_warning
+    import torch  # here, not at the top: `vlprompt --help` must not wait for torch
+
+    from ..utils.runtime import set_threads
+
     threads = torch.get_num_threads()
     try:
         prepare_runtime(args)

@@ -6,7 +6,6 @@ import argparse
 import warnings
 from pathlib import Path
 
-from ..api import load_method, predict
 from ..errors import ConfigError, VLPromptWarning
 from .common import add_skip_bad_images, emit
 
@@ -31,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import load_method, predict
+
     if args.top_k < 1:
         raise ConfigError("--top-k must be at least 1")
     method = load_method(args.run or args.prompt, backbone=args.backbone, device=args.device)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..pretrain.tiny import add_arguments
+    from ..pretrain.config import add_arguments
 
     p = sub.add_parser("pretrain-tiny", help="pretrain the bundled tiny CLIP on the synthetic world",
                        description="Contrastive pretraining of the tiny CLIP (see docs/tiny-clip.md).")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import replicate
 from .common import emit
 from .gridargs import ints, names
 
@@ -33,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import replicate
+
     result = replicate(args.out, backbone=args.backbone, datasets=names(args.datasets), preset=args.preset,
                        root=args.root, shots=ints(args.shots, "--shots"), b2n_shots=ints(args.b2n_shots, "--b2n-shots"),
                        seeds=ints(args.seeds, "--seeds"), epochs=args.epochs, device=args.device,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import report
 from .common import emit
 from .gridargs import names
 
@@ -26,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import report
+
     result = report(names(args.db), args.out, plots=not args.no_plots, force=args.force)
     lines = [Path(result["files"]["tables.md"]).read_text()] if args.print_tables else []
     lines.append(f"{result['records']} records, {result['tables']} tables, {result['figures']} figures -> "

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import export_results, merge_results
-from ..results.store import ResultStore
 from .common import emit
 
 
@@ -30,18 +28,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_merge(args: argparse.Namespace) -> int:
+    from ..api import merge_results
+
     result = merge_results(args.into, args.sources)
     emit(result, args.json, [f"{result['added']} records added; {result['total']} in {args.into}"])
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from ..api import export_results
+
     result = export_results(args.db, csv=args.csv, json=args.json_out)
     emit(result, args.json, [f"{result['records']} records -> {', '.join(result['files'])}"])
     return 0
 
 
 def run_failures(args: argparse.Namespace) -> int:
+    from ..results.store import ResultStore
+
     with ResultStore(args.db, create=False) as store:
         failures = store.failures()
     emit({"failures": failures}, args.json,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import run_protocol
 from ..protocols import PROTOCOLS
-from ..protocols.execute import DEFAULT_SHOTS
-from ..protocols.presets import preset_names
+from ..protocols.presets import DEFAULT_SHOTS, preset_names
 from .common import emit
 from .gridargs import ints, names
 
@@ -49,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import run_protocol
+
     result = run_protocol(
         args.protocol, methods=names(args.methods), backbone=args.backbone, datasets=names(args.datasets),
         shots=ints(args.shots, "--shots"), seeds=ints(args.seeds, "--seeds"),

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import train
 from ..errors import ConfigError
-from ..utils.io import claim_output_dir, release_output_dir
 from .common import accuracy_line, add_data_arguments, add_skip_bad_images, dataset_from_args, emit
 
 
@@ -42,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import train
+    from ..utils.io import claim_output_dir, release_output_dir
+
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")
     new_folder = not args.out.exists()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import zeroshot_evaluate
 from ..errors import ConfigError
-from ..utils.io import atomic_write_json
 from .common import (
     accuracy_line,
     add_data_arguments,
@@ -34,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..api import zeroshot_evaluate
+    from ..utils.io import atomic_write_json
+
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     dataset = dataset_from_args(args)

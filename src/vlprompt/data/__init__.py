@@ -5,11 +5,13 @@
     >>> few = sample_fewshot(data, shots=16, seed=1)           # doctest: +SKIP
 """
 
-from .classsplit import split_base_new
-from .fewshot import sample_fewshot
-from .images import ImageDataset, ImageLoader, open_image
-from .registry import DatasetError, dataset_status, list_datasets, load_dataset
-from .types import DatasetSplits, Item
+from ..utils.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "split_base_new": ".classsplit", "sample_fewshot": ".fewshot", "ImageDataset": ".images",
+    "ImageLoader": ".images", "open_image": ".images", "DatasetError": ".registry",
+    "dataset_status": ".registry", "list_datasets": ".registry", "load_dataset": ".registry",
+    "DatasetSplits": ".types", "Item": ".types"}, globals())
 
 __all__ = [
     "DatasetError",

@@ -17,7 +17,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,27 +28,11 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..backbones.openclip import load_openclip
 from ..data.synthetic import world
+from .config import PretrainConfig, add_arguments, command_line
 
 log = logging.getLogger(__name__)
 CONFIG_JSON = Path(__file__).resolve().parent.parent / "assets" / "tiny_clip" / "tiny_clip.json"
 MAX_TOKENS = 48  # captions are short; longer ids are cut (EOT kept)
-
-
-@dataclass
-class PretrainConfig:
-    steps: int = 1600
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.1
-    warmup: int = 100
-    aux_weight: float = 1.0
-    shape_aux_weight: float = 3.0  # shape is the attribute captions let the model skip
-    shape_pair_rate: float = 0.5
-    seed: int = 0
-    workers: int = 1
-    threads: int = 2
-    bf16: bool = False  # bf16 autocast is ~15x slower than fp32 on these CPUs (measured)
-    eval_every: int = 200
 
 
 class WorldStream(IterableDataset):
@@ -184,31 +168,12 @@ def pretrain(cfg: PretrainConfig, out_dir: Path) -> Path:
     return weights
 
 
-def command_line(cfg: PretrainConfig, out_dir: Path) -> str:
-    """The `vlprompt pretrain-tiny` command that reproduces `cfg` (options that differ from the
-    defaults), whether pretraining was started from the command line or from Python."""
-    defaults = asdict(PretrainConfig())
-    flags = [f"--{k.replace('_', '-')} {v}" for k, v in asdict(cfg).items() if v != defaults[k]]
-    return " ".join(["vlprompt pretrain-tiny", *flags, f"--out {out_dir}"])
-
-
 def _save(model: nn.Module, path: Path, save_file, half: bool = False) -> None:
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
              for k, v in model.state_dict().items()}
     tmp = path.with_suffix(".tmp")
     save_file(state, str(tmp))
     tmp.replace(path)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for field, default in asdict(PretrainConfig()).items():
-        kind = type(default)
-        if kind is bool:
-            parser.add_argument(f"--{field.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"),
-                                default=default)
-        else:
-            parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=default)
-    parser.add_argument("--out", type=Path, default=Path("pretrain_runs/tiny"))
 
 
 def main(argv: list[str] | None = None) -> int:

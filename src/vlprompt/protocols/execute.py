@@ -32,6 +32,7 @@ from ..errors import ConfigError, UserError
 from ..results.store import ResultStore
 from ..utils.io import run_lock
 from .base import RunSpec, config_hash, resolved_config
+from .presets import DEFAULT_SEEDS, DEFAULT_SHOTS
 from .provenance import PeakMemory, git_commit, host
 
 log = logging.getLogger(__name__)
@@ -199,9 +200,6 @@ def run_grid(specs: Sequence[RunSpec], backbone: VLBackbone, db: str | Path, *, 
     return result
 
 
-DEFAULT_SHOTS = {"fewshot": [1, 2, 4, 8, 16], "base2new": [16], "domain-generalization": [16],
-                 "cross-dataset": [16]}
-DEFAULT_SEEDS = [1, 2, 3]
 
 
 def check_datasets(names: set[str], root: str | Path | None) -> None:

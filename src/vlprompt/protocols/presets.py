@@ -39,6 +39,12 @@ PRESETS: dict[str, dict] = {
 }
 
 
+#: Shots and seeds of a grid when the command line gives none.
+DEFAULT_SHOTS = {"fewshot": [1, 2, 4, 8, 16], "base2new": [16], "domain-generalization": [16],
+                 "cross-dataset": [16]}
+DEFAULT_SEEDS = [1, 2, 3]
+
+
 def preset_names() -> list[str]:
     return list(PRESETS)
 

@@ -11,8 +11,6 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from scipy import stats as _scipy_stats
-
 
 @dataclass(frozen=True)
 class Stat:
@@ -35,7 +33,9 @@ def t_half_width(values: Sequence[float], confidence: float = 0.95) -> float | N
         return None
     mean = sum(values) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return float(_scipy_stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    from scipy import stats  # on first use: the CLI's help must not pay for scipy
+
+    return float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
 
 
 def mean_ci(values: Iterable[float], confidence: float = 0.95) -> Stat:

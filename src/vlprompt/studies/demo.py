@@ -14,13 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
-
-from ..backbones import load_backbone
-from ..methods.registry import list_methods
-from ..protocols.execute import run_protocol
-from .analyses import analyze_projection, analyze_variance, analyze_words
-
 log = logging.getLogger(__name__)
 
 DEMO_DATASETS = ["synthetic:shapes", "synthetic:textures", "synthetic:counting", "synthetic:position"]
@@ -42,6 +35,8 @@ DEMO_OVERRIDES = ["linear-probe:method.max_iter=100", "linear-probe:method.searc
 
 def demo_methods(protocol: str, requested: Sequence[str] | None = None) -> list[str]:
     """The requested methods, or the registered ones among `DEMO_METHODS[protocol]`."""
+    from ..methods.registry import list_methods
+
     if requested:
         return list(requested)
     known = set(list_methods())
@@ -59,6 +54,8 @@ def run_demo(out: str | Path = ".", *, backbone: str = "tiny", datasets: Sequenc
     the tiny model's operations are too small to gain from more, and on a busy machine extra
     threads only contend (measured 3-5x slower with two threads while other jobs ran).
     """
+    import torch
+
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -72,9 +69,12 @@ def run_demo(out: str | Path = ".", *, backbone: str = "tiny", datasets: Sequenc
 
 def _run_demo(out, *, backbone, datasets, methods, shots, seeds, b2n_shots, epochs, analyses, plots, device,
               progress, echo) -> dict:
+    from ..backbones import load_backbone
     from ..protocols import get_protocol
+    from ..protocols.execute import run_protocol
     from ..results.store import load_records
     from ..results.tables import to_markdown
+    from .analyses import analyze_projection, analyze_variance, analyze_words
     from .report import report
 
     t0 = time.perf_counter()
