@@ -220,3 +220,24 @@ def test_strict_shots_fails_on_a_short_class(capsys, image_folder, model_configs
                          "--strict-shots", "--out", str(tmp_path / "run"), "--quiet")
     _assert_one_line_error(code, out, err, "4")
     assert not (tmp_path / "run").exists()
+
+
+def test_every_option_of_every_subcommand_has_help():
+    import argparse
+
+    from vlprompt.cli.main import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif not action.help and not isinstance(action, argparse._HelpAction):
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+        if "%%" in parser.format_help():  # a description is printed as written, not %-formatted
+            missing.append(f"{path}: '%%' in its help")
+
+    walk(build_parser(), "vlprompt")
+    assert not missing, missing

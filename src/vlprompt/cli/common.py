@@ -45,6 +45,46 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
                              "else the cores this process may use; 0: torch's default); see docs/performance.md")
 
 
+#: Help of the options many subcommands share, written once: a subcommand that declares one
+#: without its own help gets this text (`fill_shared_help`).
+SHARED_HELP = {
+    "--device": "cpu, cuda, cuda:1, mps (checked before any work)",
+    "--workers": "DataLoader worker processes (default 0: load images in the main process)",
+    "--batch-size": "images per batch when encoding",
+    "--quiet": "no progress bars",
+    "--json": "print one JSON object on the last line",
+    "--root": "the folder holding the benchmark datasets ($DATA)",
+    "--dataset": "registered name (eurosat, synthetic:shapes, folder:<dir>, csv:<file>)",
+    "--method": "a method of `vlprompt list methods` (coop, cocoop, prograd, ...)",
+    "--backbone": "tiny, openclip:<arch>[@<tag|file>], hf:<id|dir>",
+    "--shots": "training images per class",
+    "--seed": "few-shot subset and training seed",
+    "--out": "output folder",
+    "--epochs": "override the preset's epoch count",
+    "--resume": "continue from the run folder's last checkpoint",
+    "--set": "override an option, e.g. method.n_ctx=4 or train.lr=0.01 (repeatable)",
+    "--db": "results database (an SQLite file)",
+    "--csv": "write CSV instead of JSON",
+    "--split": "which split to score (train, val, test or all)",
+    "--top-k": "how many classes to print per image",
+    "--no-plots": "tables only, no plots",
+    "what": "what to list",
+}
+
+
+def fill_shared_help(parser: argparse.ArgumentParser) -> None:
+    """Give every option of every (sub)command without help text the shared one."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                fill_shared_help(sub)
+        elif not action.help and not isinstance(action, argparse._HelpAction):
+            for name in action.option_strings or [action.dest]:
+                if name in SHARED_HELP:
+                    action.help = SHARED_HELP[name]
+                    break
+
+
 def computing_parsers(parser: argparse.ArgumentParser):
     """Every (sub)command parser that computes, i.e. takes --device, nested ones included."""
     for action in parser._actions:

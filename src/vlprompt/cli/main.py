@@ -30,7 +30,7 @@ from . import (
     train,
     zeroshot,
 )
-from .common import add_threads_argument, computing_parsers, prepare_runtime
+from .common import add_threads_argument, computing_parsers, fill_shared_help, prepare_runtime
 
 #: Subcommand modules, each with `add_parser(subparsers)`; order is the order of `--help`.
 COMMANDS = (demo, zeroshot, train, evaluate, predict, export, interpret, listing, pretrain, run, report, results,
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     for computing in computing_parsers(parser):
         if not any(a.dest == "threads" for a in computing._actions):
             add_threads_argument(computing)
+    fill_shared_help(parser)
     return parser
 
 

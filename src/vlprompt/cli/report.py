@@ -12,7 +12,7 @@ from .gridargs import names
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="tables, plots and an HTML page from result databases",
                        description="Summarise result databases (several: shards of one grid, merged) into "
-                                   "Markdown/CSV tables with mean and 95%% CI over seeds, PNG/SVG plots and one "
+                                   "Markdown/CSV tables with mean and 95% CI over seeds, PNG/SVG plots and one "
                                    "self-contained HTML page.")
     p.add_argument("--db", default="results.db", help="results database(s), comma-separated (default results.db)")
     p.add_argument("--out", type=Path, default=Path("report"), help="output folder (default report)")
