@@ -302,6 +302,16 @@ def test_class4_train_refuses_a_folder_with_the_users_files(capsys, backbone, im
     assert "is a file" in one_line_error(*cli(capsys, *train_argv(backbone, images, tmp_path / "file"))[::2])
 
 
+def test_class4_ddp_train_refuses_a_folder_with_the_users_files(capsys, backbone, images, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    line = one_line_error(*cli(capsys, "ddp-train", "--method", "coop", "--backbone", backbone, "--dataset",
+                               f"folder:{images}", "--shots", "1", "--out", out)[::2])
+    assert "did not write (e.g. notes.txt)" in line and "--force" in line
+    assert (out / "notes.txt").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
 def test_class4_report_refuses_foreign_folders_and_drops_stale_plots(capsys, backbone, images, tmp_path):
     from vlprompt.results import plots
 

@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--epochs", type=int)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--force", action="store_true",
+                   help="write into --out even if it holds files vlprompt did not write (same names are replaced)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--device", default="cpu", help="cpu or cuda (each process takes cuda:LOCAL_RANK)")
     p.add_argument("--quiet", action="store_true")
@@ -34,9 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.distributed import train_distributed
+    from ..utils.io import claim_output_dir
 
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")
+    claim_output_dir(args.out, "run", force=args.force, legacy=("checkpoint/state.safetensors",))
     result = train_distributed(args.method, args.backbone, args.dataset, shots=args.shots, seed=args.seed,
                                out=args.out, device=args.device, epochs=args.epochs, resume=args.resume,
                                overrides=args.overrides, root=args.root, progress=not args.quiet)
