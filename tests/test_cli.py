@@ -241,3 +241,13 @@ def test_every_option_of_every_subcommand_has_help():
 
     walk(build_parser(), "vlprompt")
     assert not missing, missing
+
+
+def test_verbose_is_accepted_after_the_command_too(capsys):
+    from vlprompt.cli.main import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["list", "methods", "-v"]).verbose is True
+    assert parser.parse_args(["-v", "list", "methods"]).verbose is True
+    assert parser.parse_args(["list", "methods"]).verbose is False
+    assert parser.parse_args(["results", "failures", "--db", "x.db", "--verbose"]).verbose is True

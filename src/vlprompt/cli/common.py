@@ -85,6 +85,17 @@ def fill_shared_help(parser: argparse.ArgumentParser) -> None:
                     break
 
 
+def subcommand_parsers(parser: argparse.ArgumentParser):
+    """Every parser below `parser` that runs a command (the leaves of the subcommand tree)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                if any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
+                    yield from subcommand_parsers(sub)
+                else:
+                    yield sub
+
+
 def computing_parsers(parser: argparse.ArgumentParser):
     """Every (sub)command parser that computes, i.e. takes --device, nested ones included."""
     for action in parser._actions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sqlite3
 import sys
 import warnings
@@ -30,7 +31,13 @@ from . import (
     train,
     zeroshot,
 )
-from .common import add_threads_argument, computing_parsers, fill_shared_help, prepare_runtime
+from .common import (
+    add_threads_argument,
+    computing_parsers,
+    fill_shared_help,
+    prepare_runtime,
+    subcommand_parsers,
+)
 
 #: Subcommand modules, each with `add_parser(subparsers)`; order is the order of `--help`.
 COMMANDS = (demo, zeroshot, train, evaluate, predict, export, interpret, listing, pretrain, run, report, results,
@@ -50,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     for computing in computing_parsers(parser):
         if not any(a.dest == "threads" for a in computing._actions):
             add_threads_argument(computing)
+    for command in subcommand_parsers(parser):
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log library messages (also accepted before the command)")
     fill_shared_help(parser)
     return parser
 
@@ -86,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"vlprompt: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `vlprompt list methods | head`: the reader left, nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
+        return 0
     except OSError as exc:  # permission, full disk, read-only folders: one line naming the path
         print(f"vlprompt: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
