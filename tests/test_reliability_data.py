@@ -136,7 +136,7 @@ def test_non_rgb_images_become_8_bit_rgb(tmp_path):
     assert np.abs(arrays["I;16"].astype(int) - grey8).max() <= 1  # scaled, not clipped to white
     assert np.abs(arrays["F"].astype(int) - grey8).max() <= 1
     assert tuple(arrays["CMYK"][0, 0]) == (255, 0, 0)
-    assert tuple(arrays["RGBA"][0, 0]) == (10, 200, 10)  # alpha dropped, as CLIP's preprocessing does
+    assert tuple(arrays["RGBA"][0, 0]) == (255, 255, 255)  # fully transparent: composited on white
 
 
 def test_non_rgb_and_unicode_paths_through_the_cli(capsys, backbone, tmp_path):

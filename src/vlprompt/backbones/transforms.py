@@ -2,7 +2,10 @@
 
 Test: resize the short side, center crop, normalise. Train: the references' augmentation,
 random resized crop with scale 0.08-1 and a horizontal flip (the flip can be switched off
-for data where left and right carry meaning).
+for data where left and right carry meaning). Both start with the package's one RGB
+conversion (`utils.images.to_rgb`), so a PIL image handed straight to
+`backbone.preprocess()` gives the same tensor as the same file read by the loaders or by
+`predict`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from collections.abc import Callable
 
 from PIL import Image
 from torchvision import transforms as T
+
+from ..utils.images import ToRGB
 
 #: The mean/std OpenAI's CLIP was trained with (the default when weights carry none).
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -21,19 +26,6 @@ _INTERPOLATION = {
     "bilinear": T.InterpolationMode.BILINEAR,
     "nearest": T.InterpolationMode.NEAREST,
 }
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any PIL mode (grey, CMYK, RGBA, 16-bit) -> 8-bit RGB; alpha is composited on white."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        image = image.convert("RGBA")
-        canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return Image.alpha_composite(canvas, image).convert("RGB")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        image = image.point(lambda v: v / 256).convert("L")
-    return image.convert("RGB")
 
 
 def build_transform(
@@ -47,7 +39,7 @@ def build_transform(
 ) -> Callable[[Image.Image], object]:
     """A torchvision pipeline PIL -> (3, size, size) float tensor."""
     mode = _INTERPOLATION.get(interpolation, T.InterpolationMode.BICUBIC)
-    steps: list[Callable] = [T.Lambda(_to_rgb)]
+    steps: list[Callable] = [ToRGB()]  # the package's one RGB conversion (transparent -> white)
     if train:
         steps.append(T.RandomResizedCrop(size, scale=crop_scale, interpolation=mode))
         if flip:

@@ -5,9 +5,10 @@ never imports backbones). A missing or corrupt file stops the run with its name,
 with `skip_bad_images=True`, is left out of its batch and counted on the loader;
 `drop_unreadable` screens a whole dataset up front (what `--skip-bad-images` does).
 
-Every image becomes 8-bit RGB (`to_rgb`): grey, palette, CMYK and RGBA files as
-CLIP's own preprocessing converts them (alpha is dropped), 16-bit and 32-bit grey images
-scaled to 8 bits rather than clipped. Pillow's decompression-bomb guard stays on: a file
+Every image becomes 8-bit RGB by the package's one conversion, `utils.images.to_rgb`
+(re-exported here): transparent pixels composited on white, 16-bit and 32-bit grey images
+scaled to 8 bits rather than clipped, other modes as CLIP's own preprocessing converts
+them; its docstring gives the reasons. Pillow's decompression-bomb guard stays on: a file
 of more than 2 x `PIL.Image.MAX_IMAGE_PIXELS` pixels (178,956,970 by default) is refused
 by name before it is decoded.
 """
@@ -19,11 +20,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from ..utils.images import to_rgb
 from .registry import DatasetError
 from .types import DatasetSplits, Item
 
@@ -53,26 +54,10 @@ def open_image(path) -> Image.Image:
                            f"remove or replace it, {SKIP_HINT}") from None
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """8-bit RGB; 16/32-bit and float grey images are scaled, not clipped (see the module docstring)."""
-    if img.mode == "RGB":
-        return img
-    if img.mode.startswith("I") or img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        top = float(arr.max()) if arr.size else 0.0
-        if img.mode.startswith("I;16") or 255 < top <= 65535:
-            arr = arr / 257.0
-        elif top > 65535:
-            arr = arr * (255.0 / top)
-        grey = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey).convert("RGB")
-    return img.convert("RGB")
-
-
 class ImageDataset(Dataset):
     """Items -> (image tensor, label, index) with the given transform.
 
-    Images are converted to RGB first (grayscale and CMYK files occur in ImageNet).
+    Images are converted to RGB first by `to_rgb` (grayscale and CMYK files occur in ImageNet).
     With `skip_bad_images`, an unreadable file yields None instead of raising;
     `collate_skipping` drops it from the batch and `ImageLoader` counts it.
     """
