@@ -62,6 +62,26 @@ def test_class2_repeated_rows_are_removed_with_a_counted_warning(images):
     assert (len(data.train), len(data.val), len(data.test)) == (12, 3, 3)
 
 
+def test_class2_byte_identical_copies_in_two_splits_are_warned(tmp_path):
+    """The same picture under two names, one in train and one in test, is a leak a path check
+    cannot see: warned with a count (content is hashed only where file sizes collide)."""
+    import shutil
+    import warnings
+
+    root = make_image_folder(tmp_path / "imgs", {"cat": 6, "dog": 6})
+    shutil.copy(root / "cat" / "0.png", root / "cat" / "0-copy.png")
+    shutil.copy(root / "dog" / "1.png", root / "dog" / "1-again.png")
+    rows = [f"{c}/{i}.png,{c},{'train' if i < 4 else 'val' if i == 4 else 'test'}"
+            for c in ("cat", "dog") for i in range(6)]
+    rows += ["cat/0-copy.png,cat,test", "dog/1-again.png,dog,train"]  # one leak; one copy within train
+    with pytest.warns(VLPromptWarning, match=r"1 image\(s\) have byte-identical copies in another split"):
+        load_dataset(f"csv:{write_csv(root, rows)}")
+    clean = [r for r in rows if "copy" not in r]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VLPromptWarning)
+        load_dataset(f"csv:{write_csv(root, clean, 'clean.csv')}")
+
+
 def test_class2_a_tripled_csv_without_splits_cannot_leak_test_images(images):
     rows = [r.rsplit(",", 1)[0] for r in split_rows(images)]
     path = write_csv(images, rows * 3, "tripled.csv")

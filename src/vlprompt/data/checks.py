@@ -4,6 +4,8 @@
   symlink to it) is kept once with a warning that counts the removed rows; an
   image under two labels, or in two splits (a test image seen in training), is an error.
 - `check_split_overlap`: no path in two splits, for every dataset (a cheap set test).
+- `warn_content_copies`: byte-identical files under different names in two splits (custom
+  data), found by size first and hashed only where sizes collide, are warned and counted.
 - `class_problems`: classes without images in a split, as warnings to show and record.
 - `numeric_classnames_warning`: labels such as "0", "1" would become prompts like
   "a photo of a 0.".
@@ -92,6 +94,49 @@ def check_split_overlap(data: DatasetSplits) -> None:
         path, a, b = clash[0]
         raise DatasetError(f"{data.name}: {len(clash)} image(s) are in two splits, e.g. {path} ({a} and {b}); "
                            "a test image seen in training inflates the accuracy: list each image in one split")
+
+
+def content_copies(data: DatasetSplits) -> list[tuple[Path, str, Path, str]]:
+    """Pairs (path, split, copy, other split) of byte-identical files in two splits.
+
+    Files are grouped by size; only files whose size occurs in more than one split are read
+    and hashed, so a dataset without copies costs one `stat` per image."""
+    import hashlib
+
+    by_size: dict[int, list[tuple[Path, str]]] = {}
+    for split in SPLITS:
+        for item in getattr(data, split):
+            try:
+                size = os.stat(item.path).st_size
+            except OSError:
+                continue  # unreadable files are reported where they are read
+            by_size.setdefault(size, []).append((Path(item.path), split))
+    pairs = []
+    for group in by_size.values():
+        if len({split for _, split in group}) < 2:
+            continue
+        first: dict[str, tuple[Path, str]] = {}
+        for path, split in group:
+            try:
+                digest = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+            except OSError:
+                continue
+            prev = first.setdefault(digest, (path, split))
+            if prev[1] != split:
+                pairs.append((prev[0], prev[1], path, split))
+    return pairs
+
+
+def warn_content_copies(data: DatasetSplits) -> int:
+    """Warn (counted, on stderr without -v) when an image has a byte-identical copy under
+    another name in another split: accuracy on it is not accuracy on an unseen image."""
+    pairs = content_copies(data)
+    if pairs:
+        a, sa, b, sb = pairs[0]
+        warnings.warn(f"{data.name}: {len(pairs)} image(s) have byte-identical copies in another split, e.g. "
+                      f"{a} ({sa}) and {b} ({sb}); a test image seen in training inflates the accuracy: "
+                      "remove the copies", VLPromptWarning, stacklevel=2)
+    return len(pairs)
 
 
 def class_counts(data: DatasetSplits, split: str) -> list[int]:

@@ -17,7 +17,13 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .checks import Listed, check_split_overlap, dedupe, numeric_classnames_warning
+from .checks import (
+    Listed,
+    check_split_overlap,
+    dedupe,
+    numeric_classnames_warning,
+    warn_content_copies,
+)
 from .datasets.common import (
     SPLIT_NAMES,
     clean_classname,
@@ -148,6 +154,7 @@ def load_folder(arg: str, root: Path | None = None, seed: int = 1,
         templates=[DEFAULT_TEMPLATE], info={"root": str(base), "split_source": source, **_mapping_info(classnames)},
         **splits)
     check_split_overlap(data)
+    warn_content_copies(data)
     return data
 
 
@@ -233,5 +240,6 @@ def load_csv(arg: str, root: Path | None = None, seed: int = 1,
         templates=[DEFAULT_TEMPLATE], info={"root": str(base), "csv": str(path), "split_source": source,
                                                    **_mapping_info(classnames)}, **splits)
     check_split_overlap(data)
+    warn_content_copies(data)
     return data
 
