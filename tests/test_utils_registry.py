@@ -40,3 +40,33 @@ def test_methods_and_protocols_use_it():
     with pytest.raises(ConfigError, match=r"unknown protocol 'basetonew'.*did you mean"):
         get_protocol("basetonew")
     assert get_protocol("dg").name == "domain-generalization"
+
+
+def test_datasets_and_their_prefixes_use_it(tmp_path):
+    from vlprompt.data import dataset_status, load_dataset
+    from vlprompt.data.registry import DatasetError
+
+    with pytest.raises(DatasetError, match=r"^unknown dataset 'eurost' \(did you mean 'eurosat'\?\); known: "
+                                           r"caltech101, .*see `vlprompt list datasets`"):
+        load_dataset("eurost", root=tmp_path)
+    with pytest.raises(DatasetError, match=r"unknown dataset 'Caltech-101' \(did you mean 'caltech101'\?\)"):
+        dataset_status("Caltech-101", tmp_path)
+    with pytest.raises(DatasetError, match=r"unknown dataset 'foldr:/x' \(did you mean 'folder:'\?\); "
+                                           r"known: .*folder:"):
+        load_dataset("foldr:/x")
+    with pytest.raises(DatasetError, match=r"unknown synthetic task 'shape' \(did you mean 'shapes'\?\)"):
+        load_dataset("synthetic:shape")
+    assert dataset_status("EuroSAT", None) == "missing"  # plain names stay case-insensitive
+
+
+def test_backbone_specs_use_it():
+    from vlprompt.backbones import load_backbone
+    from vlprompt.backbones.base import BackboneError
+
+    with pytest.raises(BackboneError, match=r"^unknown backbone 'openclp:ViT-B-16@openai' "
+                                            r"\(did you mean 'openclip:'\?\); known: tiny, openclip:, hf: "):
+        load_backbone("openclp:ViT-B-16@openai")
+    with pytest.raises(BackboneError, match=r"unknown backbone 'tiyn' \(did you mean 'tiny'\?\)"):
+        load_backbone("tiyn")
+    with pytest.raises(BackboneError, match=r"names no model after hf:"):
+        load_backbone("hf:")

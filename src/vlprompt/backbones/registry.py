@@ -6,12 +6,17 @@
 - `openclip:<config.json>[@<file>]` a user's own architecture
 - `hf:<hub id or directory>`       Hugging Face `CLIPModel`
 - `tiny`                           the bundled tiny CLIP (offline default)
+
+The prefixes live in a `utils.registry.Registry` (`PREFIXES`); an unknown spec is one line
+naming the closest prefix or bundled name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from ..utils.registry import Registry
 from ..utils.runtime import check_device, fit_threads_to_model
 from .base import BackboneError, VLBackbone
 
@@ -47,6 +52,41 @@ def _split_weights(rest: str) -> tuple[str, str | None]:
     return rest, None
 
 
+#: Builds a backbone from the part of a spec after its prefix, and the whole spec (its name).
+Builder = Callable[[str, str], VLBackbone]
+
+
+def _load_openclip(rest: str, spec: str) -> VLBackbone:
+    from .openclip import load_openclip
+
+    arch, weights = _split_weights(rest)
+    return load_openclip(arch, weights, spec)
+
+
+def _load_hf(rest: str, spec: str) -> VLBackbone:
+    from .hf import load_hf_clip
+
+    return load_hf_clip(rest, spec)
+
+
+SPEC_HINT = ("(a spec is tiny, openclip:<arch>[@<tag or file>] or hf:<id or dir>; "
+             "see `vlprompt list backbones`)")
+#: Spec prefixes (with their colon) -> builders; a name without a colon is an alias above.
+PREFIXES: Registry[Builder] = Registry("backbone", SPEC_HINT, error=BackboneError)
+PREFIXES.register("openclip:", _load_openclip)
+PREFIXES.register("hf:", _load_hf)
+
+
+def _unknown(spec: str) -> BackboneError:
+    """`unknown backbone '<spec>' (did you mean ...?)`, matched on the prefix of a prefixed
+    spec and against the bundled names and every prefix otherwise."""
+    names: Registry[object] = Registry(PREFIXES.kind, PREFIXES.hint)
+    for name, entry in [*ALIASES.items(), *PREFIXES.items()]:
+        names.register(name, entry)
+    prefix, colon, _ = spec.partition(":")
+    return BackboneError(names.unknown_message(spec, match=(prefix + colon).lower() if colon else spec))
+
+
 def load_backbone(spec: str, device: str = "cpu") -> VLBackbone:
     """Build a frozen backbone from a spec string (see the module docstring)."""
     if not isinstance(spec, str) or not spec.strip():
@@ -60,19 +100,13 @@ def load_backbone(spec: str, device: str = "cpu") -> VLBackbone:
             raise BackboneError(
                 f"the bundled model {spec!r} is missing its weights ({weights}); reinstall vlprompt "
                 "or run `vlprompt pretrain-tiny` to rebuild them")
-    kind, _, rest = resolved.partition(":")
-    if kind == "openclip" and rest:
-        from .openclip import load_openclip
-
-        arch, weights = _split_weights(rest)
-        backbone: VLBackbone = load_openclip(arch, weights, spec)
-    elif kind == "hf" and rest:
-        from .hf import load_hf_clip
-
-        backbone = load_hf_clip(rest, spec)
-    else:
-        raise BackboneError(
-            f"unknown backbone {spec!r}: use tiny, openclip:<arch>[@<tag or file>] or hf:<id or dir> "
-            "(see `vlprompt list backbones`)")
+    kind, colon, rest = resolved.partition(":")
+    if not colon or f"{kind}:" not in PREFIXES:
+        raise _unknown(spec)
+    if not rest:
+        raise BackboneError(f"backbone spec {spec!r} names no model after {kind}:; e.g. "
+                            "openclip:ViT-B-16@openai or hf:openai/clip-vit-base-patch16 "
+                            "(see `vlprompt list backbones`)")
+    backbone = PREFIXES[f"{kind}:"](rest, spec)
     fit_threads_to_model(sum(p.numel() for p in backbone.parameters()))
     return backbone.to(device)

@@ -2,15 +2,18 @@
 
 Plain names (`eurosat`) map to a loader taking the data root; prefixed names
 (`folder:<path>`, `csv:<path>`, `synthetic:<task>`) map to a family loader taking the
-part after the colon. Registering a name twice is an error.
+part after the colon. Both are `utils.registry.Registry`s: registering a name twice is an
+error, and an unknown name or prefix is one line naming the closest known one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..utils.registry import Registry
 from .types import DatasetSplits
 
 
@@ -21,12 +24,29 @@ class DatasetError(UserError, ValueError):
 Loader = Callable[..., DatasetSplits]
 #: A status check: the first problem found under the data root, or None when complete.
 Check = Callable[[Path], str | None]
-_DATASETS: dict[str, Loader] = {}
-_FOLDERS: dict[str, str] = {}
-_CHECKS: dict[str, Check] = {}
-_FAMILIES: dict[str, Loader] = {}
-_FAMILY_LISTERS: dict[str, Callable[[], list[str]]] = {}
-_FAMILY_STATUS: dict[str, Callable[[str, Path | None], str]] = {}
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A plain dataset: `loader(root, **options)`, its folder under the data root, its check."""
+    loader: Loader
+    folder: str | None = None
+    check: Check | None = None
+
+
+@dataclass(frozen=True)
+class FamilyEntry:
+    """A prefixed family: `loader(arg, root, **options)`, its built-in members, its status."""
+    loader: Loader
+    lister: Callable[[], list[str]] | None = None
+    status: Callable[[str, Path | None], str] | None = None
+
+
+LIST_HINT = "(see `vlprompt list datasets`; custom data: folder:<dir> or csv:<file>)"
+#: Plain names (`eurosat`), looked up case-insensitively.
+_DATASETS: Registry[DatasetEntry] = Registry("dataset", LIST_HINT, error=DatasetError, normalize=str.lower)
+#: Family prefixes, registered with their colon (`folder:`), so errors show them as typed.
+_FAMILIES: Registry[FamilyEntry] = Registry("dataset", LIST_HINT, error=DatasetError)
 
 
 def register_dataset(name: str, *, folder: str | None = None,
@@ -38,13 +58,7 @@ def register_dataset(name: str, *, folder: str | None = None,
     """
 
     def wrap(fn: Loader) -> Loader:
-        if name in _DATASETS:
-            raise ValueError(f"dataset {name!r} is registered twice")
-        _DATASETS[name] = fn
-        if folder is not None:
-            _FOLDERS[name] = folder
-        if check is not None:
-            _CHECKS[name] = check
+        _DATASETS.register(name, DatasetEntry(fn, folder, check))
         return fn
 
     return wrap
@@ -59,16 +73,26 @@ def register_family(prefix: str, lister: Callable[[], list[str]] | None = None,
     """
 
     def wrap(fn: Loader) -> Loader:
-        if prefix in _FAMILIES:
-            raise ValueError(f"dataset family {prefix!r} is registered twice")
-        _FAMILIES[prefix] = fn
-        if lister is not None:
-            _FAMILY_LISTERS[prefix] = lister
-        if status is not None:
-            _FAMILY_STATUS[prefix] = status
+        _FAMILIES.register(f"{prefix}:", FamilyEntry(fn, lister, status))
         return fn
 
     return wrap
+
+
+def _family(name: str) -> tuple[FamilyEntry, str] | None:
+    """(family, the part after the colon) of a prefixed name, None for a plain name; an
+    unknown prefix is a `DatasetError` with the closest known one."""
+    if ":" not in name:
+        return None
+    prefix, arg = name.split(":", 1)
+    if f"{prefix}:" not in _FAMILIES:
+        raise DatasetError(_FAMILIES.unknown_message(name, match=f"{prefix}:"))
+    return _FAMILIES[f"{prefix}:"], arg
+
+
+def _dataset(name: str) -> DatasetEntry:
+    """The entry of a plain name, or a `DatasetError` with the closest known name."""
+    return _DATASETS.get(name)
 
 
 def _ensure_loaded() -> None:
@@ -84,8 +108,9 @@ def list_datasets() -> list[str]:
     """Registered dataset names, then every named member of each family (e.g. synthetic:shapes)."""
     _ensure_loaded()
     names = sorted(_DATASETS)
-    for prefix, lister in sorted(_FAMILY_LISTERS.items()):
-        names += [f"{prefix}:{n}" for n in lister()]
+    for prefix, family in sorted(_FAMILIES.items()):
+        if family.lister is not None:
+            names += [f"{prefix}{n}" for n in family.lister()]
     return names
 
 
@@ -98,45 +123,38 @@ def dataset_status(name: str, root: str | Path | None) -> str:
     """
     _ensure_loaded()
     root_path = Path(root).expanduser().absolute() if root is not None else None
-    if ":" in name:
-        prefix, arg = name.split(":", 1)
-        if prefix in _FAMILY_STATUS:
-            return _FAMILY_STATUS[prefix](arg, root_path)
-        if prefix in _FAMILIES:
-            return "present"  # generated on demand (e.g. synthetic:<task>)
-    key = name.lower()
-    if key not in _DATASETS:
-        raise DatasetError(f"unknown dataset {name!r}; see `vlprompt list datasets`")
+    prefixed = _family(name)
+    if prefixed is not None:
+        family, arg = prefixed
+        if family.status is not None:
+            return family.status(arg, root_path)
+        return "present"  # generated on demand (e.g. synthetic:<task>)
+    entry = _dataset(name)
     if root_path is None:
         return "missing"
     if not root_path.is_dir():
         return f"missing: the data root {root_path} does not exist"
-    folder = _FOLDERS.get(key)
-    if folder is not None and not (root_path / folder).exists():
+    if entry.folder is not None and not (root_path / entry.folder).exists():
         return "missing"
-    check = _CHECKS.get(key)
-    problem = check(root_path) if check is not None else None
+    problem = entry.check(root_path) if entry.check is not None else None
     return f"incomplete: {problem}" if problem else "present"
 
 
 def load_dataset(name: str, root: str | Path | None = None, **options) -> DatasetSplits:
     """Build a dataset by name; `root` is the `$DATA` folder for the benchmark datasets."""
     _ensure_loaded()
-    if ":" in name:
-        prefix, arg = name.split(":", 1)
-        if prefix in _FAMILIES:
-            return _FAMILIES[prefix](arg, root=Path(root) if root else None, **options)
-    key = name.lower()
-    if key in _DATASETS:
-        if root is None:
-            raise DatasetError(f"dataset {name!r} needs --root (the folder that holds its data)")
-        root = Path(root).expanduser().absolute()
-        if not root.is_dir():
-            raise DatasetError(f"data root {root} does not exist")
-        data = _DATASETS[key](root, **options)
-        from .checks import check_split_overlap  # here: checks imports this module
+    prefixed = _family(name)
+    if prefixed is not None:
+        family, arg = prefixed
+        return family.loader(arg, root=Path(root) if root else None, **options)
+    entry = _dataset(name)
+    if root is None:
+        raise DatasetError(f"dataset {name!r} needs --root (the folder that holds its data)")
+    root = Path(root).expanduser().absolute()
+    if not root.is_dir():
+        raise DatasetError(f"data root {root} does not exist")
+    data = entry.loader(root, **options)
+    from .checks import check_split_overlap  # here: checks imports this module
 
-        check_split_overlap(data)
-        return data
-    raise DatasetError(
-        f"unknown dataset {name!r}; see `vlprompt list datasets` (custom data: folder:<dir> or csv:<file>)")
+    check_split_overlap(data)
+    return data

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ...utils.io import run_lock
+from ...utils.registry import Registry
 from ..registry import DatasetError, register_family
 from ..types import DatasetSplits, Item
 from . import world
@@ -199,7 +200,10 @@ def _render(folder: Path, name: str, task: Task, plan: dict, rel: dict) -> None:
 def load_synthetic(arg: str, root: Path | None = None, **_: object) -> DatasetSplits:
     """`synthetic:<task>`: a task of the synthetic suite (rendered on first use)."""
     if arg not in TASKS:
-        raise DatasetError(f"unknown synthetic task {arg!r}; tasks: {', '.join(TASKS)}")
+        tasks: Registry[Task] = Registry("synthetic task")
+        for name, known in TASKS.items():
+            tasks.register(name, known)
+        raise DatasetError(tasks.unknown_message(arg))
     task = TASKS[arg]
     folder, items = materialise(arg, task)
     return DatasetSplits(
