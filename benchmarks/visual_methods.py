@@ -1,4 +1,4 @@
-"""Visual and multimodal prompts (issue 6): training-step time against CoOp, and the cost of
+"""Visual and multimodal prompts (VPT, UPT, MaPLe, variational): training-step time against CoOp, and the cost of
 variational prompts as a function of L, batched vs. a loop over samples and images.
 
 All ratios are measured in one process on the same backbone, data and class names (a

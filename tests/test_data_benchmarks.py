@@ -69,7 +69,7 @@ def test_every_benchmark_is_registered():
 def test_status_of_an_empty_root(tmp_path):
     for name in BENCHMARKS:
         assert dataset_status(name, tmp_path) == "missing"
-    # issue 16, class 6: a root that does not exist is named, not reported as N missing datasets
+    # reliability, small things (docs/reliability.md, round two): a root that does not exist is named, not reported as N missing datasets
     status = dataset_status("caltech101", tmp_path / "nowhere")
     assert status.startswith("missing") and f"{tmp_path / 'nowhere'} does not exist" in status
 

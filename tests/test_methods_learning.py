@@ -1,4 +1,4 @@
-"""Learning helps (issue 12): a 16-shot run (seed 1) of each trainable method, with its preset,
+"""Learning helps: a 16-shot run (seed 1) of each trainable method, with its preset,
 on the bundled tiny CLIP beats its own starting point on the synthetic tasks where a linear
 probe beats zero-shot CLIP (`rare_names`, `textures`, `position`).
 
@@ -49,7 +49,7 @@ better start, the asserted margin; "-" = not asserted):
     textures    variational, init_log_var=-8    0.540      0.505    0.710  +0.170   0.08
     textures    variational[cond.], same        0.540      0.505    0.905  +0.365   0.15
 
-Not asserted: the entries of NO_GAIN, each with what was measured (reported on issue 12).
+Not asserted: the entries of NO_GAIN, each with what was measured.
 VPT and UPT train on images (no cached features), so they run fewer epochs than their
 presets' 200 (see CASES); with the full presets VPT gained +0.075 on position (68 s) and
 +0.025 on textures (61 s), UPT +0.355 on textures (56 s).

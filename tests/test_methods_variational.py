@@ -1,4 +1,4 @@
-"""Variational prompt tuning: CoOp limit, closed-form KL, seeded L-sample prediction (issue 6)."""
+"""Variational prompt tuning: CoOp limit, closed-form KL, seeded L-sample prediction."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VPT, UPT and MaPLe against direct computations on the tiny ViT (issue 6)."""
+"""VPT, UPT and MaPLe against direct computations on the tiny ViT."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reliability, round two (issue 16): each test names the class of defect it covers.
+"""Reliability, round two (docs/reliability.md, section 8): each test names the class of defect it covers.
 
 Class 2: silently wrong data. Class 3: one-line errors. Class 4: foreign files.
 Class 5: reproducible files. Class 1: threads. Class 6: small things.
