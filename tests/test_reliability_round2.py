@@ -541,3 +541,18 @@ def test_class6_report_tables_scroll_and_figure_titles_are_not_repeated(capsys, 
     wrapped = re.findall(r"<div class='tw'>(?:(?!</div>).)*?<table", page, flags=re.S)
     assert page.count("<table") >= 1 and len(wrapped) == page.count("<table")
     assert ".tw{max-width:100%;overflow-x:auto}" in page and "overflow-wrap:anywhere" in page
+
+
+def test_class4_the_python_api_refuses_a_folder_with_the_users_files(backbone, images, tmp_path):
+    from vlprompt.api import train
+    from vlprompt.utils.io import ForeignFolderError
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"mine": true}')
+    kw = dict(shots=1, out=out, overrides=["train.epochs=1"], progress=False)
+    with pytest.raises(ForeignFolderError, match="config.json"):
+        train("coop", backbone, f"folder:{images}", **kw)
+    assert json.loads((out / "config.json").read_text()) == {"mine": True}
+    train("coop", backbone, f"folder:{images}", force=True, **kw)
+    assert (out / ".vlprompt").is_file()

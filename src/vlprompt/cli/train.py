@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                        protocol=args.protocol, epochs=args.epochs, resume=args.resume,
                        overrides=args.overrides, root=args.root, device=args.device, workers=args.workers,
                        progress=not args.quiet, strict_shots=args.strict_shots,
-                       skip_bad_images=args.skip_bad_images)
+                       skip_bad_images=args.skip_bad_images, force=args.force)
     except BaseException:
         if new_folder:
             release_output_dir(args.out)

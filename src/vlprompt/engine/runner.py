@@ -28,7 +28,8 @@ from ..errors import ConfigError, VLPromptWarning
 from ..methods.base import Method
 from ..methods.presets import DEFAULT_PROTOCOL, Preset, resolve_preset
 from ..methods.registry import create_method, get_method_class
-from ..utils.io import atomic_write_json, remove_stale_temp
+from ..utils.io import MARKER, atomic_write_json, claim_output_dir, remove_stale_temp
+from .checkpoint import STATE
 from .data import mix_seed
 from .feature_cache import FeatureCache
 from .options import TrainConfig
@@ -84,10 +85,11 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
           train_config: dict | None = None, root: str | Path | None = None, device: str = "cpu",
           workers: int = 0, progress: bool = True, cache_dir: str | Path | None = None,
           strict_shots: bool = False, skip_bad_images: bool = False,
-          protocol: str = DEFAULT_PROTOCOL) -> dict:
+          protocol: str = DEFAULT_PROTOCOL, force: bool = False) -> dict:
     """Train `method` on a K-shot subset, evaluate on the test split, save into `out`.
 
-    `protocol` picks the reference's preset for that protocol (`methods/presets.py`).
+    `protocol` picks the reference's preset for that protocol (`methods/presets.py`). `out`
+    must be new, empty or a folder vlprompt wrote (it holds the marker file) unless `force`.
 
     Returns the run record's summary: `top1` (test accuracy, a fraction), `run_dir`, ...
     """
@@ -115,7 +117,7 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     if (out / "checkpoint").exists() and not resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume:
-        remove_stale_temp(out, [WEIGHTS, CONFIG, RECORD])  # a killed writer's; checkpoint/ is cleaned on load
+        remove_stale_temp(out, [WEIGHTS, CONFIG, RECORD, MARKER])  # a killed writer's; checkpoint/ is cleaned on load
     generator = torch.Generator().manual_seed(mix_seed(seed, 0x1417))
     model = create_method(method, bb, data.classnames, config=mcfg, dataset_templates=data.templates,
                           generator=generator)
@@ -123,6 +125,7 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
                   "seed": seed, "shots": shots, "dataset": data.name, "backbone": bb.spec,
                   "backbone_checksum": bb.checksum(), "preset": preset.record()}
     cache = FeatureCache(cache_dir, enabled=tcfg.cache_features) if cache_dir else None
+    claim_output_dir(out, "run", force=force, legacy=(f"checkpoint/{STATE}",))
     trainer = Trainer(model, tcfg, seed=seed, out_dir=out, cache=cache, workers=workers,
                       flip=data.flip_ok, augment=data.augment_ok, progress=progress, run_config=run_config)
     fit = trainer.fit(data.train, data.val, resume=resume)

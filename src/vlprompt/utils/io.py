@@ -183,7 +183,9 @@ def claim_output_dir(path: str | Path, what: str, *, force: bool = False,
         raise ForeignFolderError(f"{path} is a file; {what} needs a folder")
     ours = (path / MARKER).is_file()
     if path.is_dir() and not ours:
-        entries = sorted(e.name for e in os.scandir(path))
+        # a writer killed while writing the marker leaves its `..vlprompt.*.tmp`: not the user's
+        entries = sorted(e.name for e in os.scandir(path)
+                         if not (e.name.startswith(f".{MARKER}.") and e.name.endswith(TEMP_SUFFIX)))
         legacy = tuple(legacy)
         ours = bool(entries) and bool(legacy) and all((path / rel).exists() for rel in legacy)
         if entries and not ours and not force:
