@@ -26,14 +26,15 @@ from vlprompt.backbones import load_backbone
 from vlprompt.data.registry import load_dataset
 from vlprompt.engine.runner import train
 from vlprompt.engine.runs import RECORD
+from vlprompt.utils.runtime import Runtime
 
 
 def run(backbone, data, method: str, shots: int, seed: int, views: int | None, out: str) -> tuple[float, float]:
     """Test accuracy and cache-building seconds of one run (views None: augmentation off)."""
     train_config = {"augment": False} if views is None else {"views": views}
     with tempfile.TemporaryDirectory() as cache:
-        result = train(method, backbone, data, shots=shots, seed=seed, out=out, progress=False,
-                       train_config=train_config, cache_dir=cache)
+        result = train(method, backbone, data, shots=shots, seed=seed, out=out,
+                       runtime=Runtime(progress=False, cache_dir=cache), config={"train": train_config})
     return result["top1"], result_seconds(out)
 
 

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from vlprompt.cli.main import main
+from vlprompt.utils.runtime import Runtime
 
 
 def run(capsys, *argv):
@@ -149,8 +150,7 @@ def test_zeroshot_json_last_line(capsys, model_configs, image_folder, tmp_path):
     # the number is the library's, for the backbone and folder given on the command line
     from vlprompt.api import zeroshot_evaluate
 
-    expected = zeroshot_evaluate(f"openclip:{model_configs['vit']}", f"folder:{image_folder}", split="all",
-                                 progress=False)
+    expected = zeroshot_evaluate(f"openclip:{model_configs['vit']}", f"folder:{image_folder}", split="all", runtime=Runtime(progress=False))
     assert result["top1"] == pytest.approx(expected["top1"]) and result["top5"] == pytest.approx(expected["top5"])
     assert json.loads(out_file.read_text())["top1"] == result["top1"]
 

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from vlprompt.cli.main import main
+from vlprompt.utils.runtime import Runtime
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +51,7 @@ def test_train_json_and_saved_files(trained, image_folder, tmp_path):
     from vlprompt.api import train
 
     same = train("coop", backbone, f"folder:{image_folder}", shots=2, seed=1, out=tmp_path / "api", epochs=2,
-                 overrides=["method.n_ctx=4", "train.batch_size=2", "train.views=2"], progress=False)
+                 overrides=["method.n_ctx=4", "train.batch_size=2", "train.views=2"], runtime=Runtime(progress=False))
     assert result["top1"] == pytest.approx(same["top1"]) and result["n_test"] == same["n_test"]
     assert torch.equal(load_file(str(out / "weights.safetensors"))["ctx"],
                        load_file(same["weights"])["ctx"])  # the same training, step for step

@@ -13,6 +13,7 @@ from vlprompt.engine.evaluation import method_logits
 from vlprompt.engine.runner import evaluate_run, train
 from vlprompt.engine.runs import WEIGHTS, load_method
 from vlprompt.errors import ConfigError
+from vlprompt.utils.runtime import Runtime
 
 DATA = "synthetic:counting"  # 4 classes
 
@@ -38,7 +39,7 @@ def test_labels_within_needs_the_mapping_and_matching_names():
 def probe_run(tmp_path_factory, tiny_vit):
     out = tmp_path_factory.mktemp("probe")
     train("linear-probe", tiny_vit, DATA, shots=4, seed=1, out=out,
-          overrides=["method.max_iter=50", "method.search_steps=0"], progress=False)
+          overrides=["method.max_iter=50", "method.search_steps=0"], runtime=Runtime(progress=False))
     return out
 
 
@@ -47,7 +48,7 @@ def test_linear_probe_is_scored_on_its_logits_for_the_subset(probe_run, tiny_vit
     labels = [3, 1]
     sub = _subset(data, labels)
     model = load_method(probe_run / WEIGHTS, backbone=tiny_vit)
-    got = evaluate_run(probe_run, dataset=sub, backbone=tiny_vit, progress=False)
+    got = evaluate_run(probe_run, dataset=sub, backbone=tiny_vit, runtime=Runtime(progress=False))
     assert got["n_classes"] == 2 and got["scored_classes"] == "2 of the method's 4"
     logits = method_logits(model, items=sub.test, transform=model.backbone.preprocess(train=False))
     y = torch.tensor([it.label for it in sub.test])
@@ -58,4 +59,4 @@ def test_linear_probe_is_scored_on_its_logits_for_the_subset(probe_run, tiny_vit
     assert got["top1"] >= four_way
     # without the mapping the probe still refuses other class names
     with pytest.raises(ConfigError, match="other class names"):
-        evaluate_run(probe_run, dataset=replace(sub, info={}), backbone=tiny_vit, progress=False)
+        evaluate_run(probe_run, dataset=replace(sub, info={}), backbone=tiny_vit, runtime=Runtime(progress=False))

@@ -16,6 +16,7 @@ from vlprompt.engine.schedule import lr_at
 from vlprompt.engine.trainer import Trainer
 from vlprompt.errors import ConfigError
 from vlprompt.methods.registry import create_method
+from vlprompt.utils.runtime import Runtime
 
 
 @pytest.fixture(autouse=True)
@@ -66,8 +67,7 @@ def test_image_path_with_augmentation_is_deterministic(tiny_vit, data):
 
 
 def test_resume_equals_uninterrupted_run(tiny_vit, image_folder, tmp_path, monkeypatch):
-    args = dict(shots=2, seed=1, epochs=4, overrides=["train.batch_size=2", "method.n_ctx=2", "train.views=2"],
-                progress=False)
+    args = dict(shots=2, seed=1, epochs=4, overrides=["train.batch_size=2", "method.n_ctx=2", "train.views=2"], runtime=Runtime(progress=False))
     dataset = f"folder:{image_folder}"
     full = train("coop", tiny_vit, dataset, out=tmp_path / "full", **args)
 
@@ -173,18 +173,17 @@ def test_data_that_forbids_augmentation_trains_on_plain_images(tiny_vit, data, t
     suite = load_dataset("synthetic:counting")
     assert not suite.augment_ok and data.augment_ok
     assert TrainConfig().augment and TrainConfig().views > 1
-    run = train("coop", tiny_vit, suite, shots=1, seed=1, out=tmp_path / "run", epochs=1, progress=False,
-                cache_dir=tmp_path / "features")
+    run = train("coop", tiny_vit, suite, shots=1, seed=1, out=tmp_path / "run", epochs=1, runtime=Runtime(progress=False, cache_dir=tmp_path / "features"))
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["augmentation"] == {"used": False, "flip": False, "dataset_allows": False}
     assert record["feature_cache"]["misses"] == 2  # one train view, the test split
     # the test accuracy from the cached features is the one from the images
     assert run["n_test"] == len(suite.test)
-    assert evaluate_run(run["run_dir"], backbone=tiny_vit, progress=False)["top1"] == pytest.approx(run["top1"])
-    folder = train("coop", tiny_vit, data, shots=1, seed=1, out=tmp_path / "folder", epochs=1, progress=False,
-                   cache_dir=tmp_path / "features", overrides=["train.views=3"])
+    assert evaluate_run(run["run_dir"], backbone=tiny_vit, runtime=Runtime(progress=False))["top1"] == pytest.approx(run["top1"])
+    folder = train("coop", tiny_vit, data, shots=1, seed=1, out=tmp_path / "folder", epochs=1,
+                   overrides=["train.views=3"], runtime=Runtime(progress=False, cache_dir=tmp_path / "features"))
     record = json.loads((tmp_path / "folder" / "run.json").read_text())
     assert record["augmentation"]["used"] and record["feature_cache"]["misses"] == 3 + 1
-    assert evaluate_run(folder["run_dir"], backbone=tiny_vit, progress=False)["top1"] == pytest.approx(folder["top1"])
+    assert evaluate_run(folder["run_dir"], backbone=tiny_vit, runtime=Runtime(progress=False))["top1"] == pytest.approx(folder["top1"])
     m = create_method("coop", tiny_vit, suite.classnames, n_ctx=2)
     assert Trainer(m, TrainConfig(), seed=1, augment=False, progress=False).train_features(suite.train[:3]).shape[0] == 1

@@ -75,6 +75,7 @@ from vlprompt.engine.options import TrainConfig
 from vlprompt.engine.runner import resolve_config
 from vlprompt.engine.trainer import Trainer
 from vlprompt.methods.registry import get_method_class, list_methods
+from vlprompt.utils.runtime import Runtime
 
 SHOTS, SEED = 16, 1
 #: The suite's tasks where the 16-shot linear probe beats zero-shot (docs/tiny-clip.md).
@@ -175,7 +176,7 @@ def tasks(tiny, tmp_path_factory) -> dict[str, TaskSetup]:
     class Setups(dict):
         def __missing__(self, name: str) -> TaskSetup:
             data = load_dataset(f"synthetic:{name}")
-            self[name] = TaskSetup(name, data, zeroshot_evaluate(tiny, data, progress=False)["top1"],
+            self[name] = TaskSetup(name, data, zeroshot_evaluate(tiny, data, runtime=Runtime(progress=False))["top1"],
                                    tmp_path_factory.mktemp(f"features-{name}"))
             return self[name]
 
@@ -198,8 +199,8 @@ def test_training_beats_the_start(case, tasks, tiny, tmp_path):
     untrained = untrained_accuracy(case, task, tiny)
     start = max(task.zero_shot, untrained)
     run = train(case.method, tiny, task.data, shots=SHOTS, seed=SEED, out=tmp_path / "run",
-                method_config=case.config, train_config=case.train or None, epochs=case.epochs,
-                progress=False, cache_dir=task.cache_dir)
+                epochs=case.epochs,
+                runtime=Runtime(progress=False, cache_dir=task.cache_dir), config={"method": case.config, "train": case.train or None})
     summary = (f"{case.id}: zero-shot {task.zero_shot:.4f}, untrained {untrained:.4f}, "
                f"trained {run['top1']:.4f}, gain {run['top1'] - start:+.4f}")
     print(summary)

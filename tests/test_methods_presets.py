@@ -11,6 +11,7 @@ import pytest
 from vlprompt.engine.runner import resolve_config, train
 from vlprompt.errors import ConfigError
 from vlprompt.methods.registry import get_method_class, list_methods
+from vlprompt.utils.runtime import Runtime
 
 
 def _resolved(method: str, protocol: str = "fewshot", dataset: str | None = None, shots: int = 16):
@@ -154,7 +155,7 @@ def test_every_option_names_the_source_of_its_default(capsys):
 
 def test_run_records_its_preset_with_sources(tiny_vit, tmp_path, image_folder):
     train("kgcoop", tiny_vit, f"folder:{image_folder}", shots=2, out=tmp_path / "run",
-          overrides=["train.epochs=1", "train.batch_size=4"], progress=False)
+          overrides=["train.epochs=1", "train.batch_size=4"], runtime=Runtime(progress=False))
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     preset = record["config"]["preset"]
     assert preset["protocol"] == "fewshot"

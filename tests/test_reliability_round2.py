@@ -16,6 +16,7 @@ from protocol_support import fixed_backbone
 from reliability_support import cli, one_line_error, train_argv
 from vlprompt.data import DatasetError, load_dataset
 from vlprompt.errors import VLPromptWarning
+from vlprompt.utils.runtime import Runtime
 
 
 @pytest.fixture(autouse=True)
@@ -550,7 +551,7 @@ def test_class4_the_python_api_refuses_a_folder_with_the_users_files(backbone, i
     out = tmp_path / "mine"
     out.mkdir()
     (out / "config.json").write_text('{"mine": true}')
-    kw = dict(shots=1, out=out, overrides=["train.epochs=1"], progress=False)
+    kw = dict(shots=1, out=out, overrides=["train.epochs=1"], runtime=Runtime(progress=False))
     with pytest.raises(ForeignFolderError, match="config.json"):
         train("coop", backbone, f"folder:{images}", **kw)
     assert json.loads((out / "config.json").read_text()) == {"mine": True}

@@ -11,6 +11,7 @@ from vlprompt.data.images import open_image
 from vlprompt.data.templates import IMAGENET_TEMPLATES, SELECT_TEMPLATES, resolve_templates
 from vlprompt.errors import ConfigError
 from vlprompt.methods.zeroshot import text_classifier
+from vlprompt.utils.runtime import Runtime
 
 
 def test_ensemble_averages_normalised_features(tiny_vit):
@@ -27,7 +28,7 @@ def test_ensemble_averages_normalised_features(tiny_vit):
 
 def test_accuracy_matches_direct_computation(tiny_vit, image_folder):
     data = vlprompt.load_dataset(f"folder:{image_folder}")
-    result = vlprompt.zeroshot_evaluate(tiny_vit, data, split="all", batch_size=5, progress=False)
+    result = vlprompt.zeroshot_evaluate(tiny_vit, data, split="all", batch_size=5, runtime=Runtime(progress=False))
     items = [*data.train, *data.val, *data.test]
     pre = tiny_vit.preprocess(train=False)
     images = torch.stack([pre(open_image(i.path)) for i in items])

@@ -16,7 +16,7 @@ from .version import __version__
 _LAZY = {name: "vlprompt.api" for name in (
     "create_method", "evaluate_run", "export_classifier", "fit", "list_methods", "load_backbone",
     "load_dataset", "load_method", "predict", "sample_fewshot", "train", "zeroshot_classifier",
-    "zeroshot_evaluate")}
+    "zeroshot_evaluate", "Runtime")}
 
 
 def __getattr__(name: str) -> Any:
@@ -34,5 +34,5 @@ def __dir__() -> list[str]:
 __all__ = [
     "__version__", "load_backbone", "load_dataset", "sample_fewshot", "zeroshot_classifier",
     "zeroshot_evaluate", "create_method", "list_methods", "train", "fit", "evaluate_run", "load_method",
-    "predict", "export_classifier",
+    "predict", "export_classifier", "Runtime",
 ]

@@ -25,11 +25,12 @@ from .studies.analyses import analyze_projection, analyze_variance, analyze_word
 from .studies.demo import run_demo as demo
 from .studies.replicate import run_replicate as replicate
 from .studies.report import report
+from .utils.runtime import Runtime, runtime_or_default
 
 __all__ = ["load_backbone", "load_dataset", "sample_fewshot", "zeroshot_classifier", "zeroshot_evaluate",
            "create_method", "list_methods", "train", "fit", "evaluate_run", "load_method", "predict",
            "export_classifier", "nearest_words", "run_protocol", "report", "merge_results", "export_results", "demo",
-           "analyze_variance", "analyze_words", "analyze_projection", "replicate"]
+           "analyze_variance", "analyze_words", "analyze_projection", "replicate", "Runtime"]
 
 #: `fit` is `train` under the name the design notes use.
 fit = train
@@ -44,19 +45,23 @@ def _split_items(dataset: DatasetSplits, split: str):
 
 
 def zeroshot_evaluate(backbone: str | VLBackbone, dataset: str | DatasetSplits, *,
-                      template: str | None = None, ensemble: str | None = None,
-                      templates: Sequence[str] | None = None, split: str = "test",
-                      root: str | None = None, batch_size: int = 64, workers: int = 0,
-                      device: str = "cpu", progress: bool = True, skip_bad_images: bool = False) -> dict:
-    """Zero-shot accuracy of a backbone on a dataset split; the dataset's templates by default."""
+                      templates: str | Sequence[str] | None = None, ensemble: str | None = None,
+                      split: str = "test", batch_size: int = 64, skip_bad_images: bool = False,
+                      runtime: Runtime | None = None) -> dict:
+    """Zero-shot accuracy of a backbone on a dataset split; the dataset's templates by default.
+
+    `templates`: a list of templates, or one text: a template with `{}` or a set name
+    (`dataset+select7`); `ensemble`: set names only."""
+    rt = runtime_or_default(runtime)
+    device, workers, progress = rt.device, rt.workers, rt.progress
     if isinstance(dataset, str):
-        dataset = load_dataset(dataset, root=root)
+        dataset = load_dataset(dataset, root=rt.root)
     if isinstance(backbone, str):
         backbone = load_backbone(backbone, device=device)
+    if isinstance(templates, str):
+        templates = resolve_templates(templates, dataset.templates)
     if templates is None:
-        if template is not None:
-            templates = resolve_templates(template, dataset.templates)
-        elif ensemble is not None:
+        if ensemble is not None:
             templates = resolve_templates(ensemble, dataset.templates, sets_only=True)
         else:
             templates = dataset.templates

@@ -15,6 +15,7 @@ import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 from .errors import ConfigError
@@ -219,3 +220,52 @@ def describe(cls: type) -> list[str]:
         lines.append(f"{f.name}: {_type_name(hints[f.name])} = {default!r}  # {f.metadata.get('help', '')} "
                      f"[default from: {f.metadata.get('source', OWN_OPTION)}]")
     return lines
+
+
+CONFIG_SECTIONS = ("method", "train")
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A `--config` file: JSON, or YAML for `.yaml`/`.yml`, holding the sections `method` and
+    `train` with the option names `--set` takes, e.g. `{"train": {"lr": 0.01}}`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read it ({exc.strerror or exc})") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(f"--config {path}: reading YAML needs PyYAML (pip install pyyaml), "
+                              "or write the file as JSON") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config {path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
+                              "YAML files need a .yaml or .yml name") from None
+    data = data or {}
+    if not isinstance(data, dict) or set(data) - set(CONFIG_SECTIONS):
+        keys = sorted(map(str, data)) if isinstance(data, dict) else [type(data).__name__]
+        raise ConfigError(f"--config {path} must hold the sections method and/or train (the keys of "
+                          f"--set), found {', '.join(keys)}")
+    for section, values in data.items():
+        if not isinstance(values or {}, dict):
+            raise ConfigError(f"--config {path}: section {section} must map option names to values")
+    return {section: dict(values or {}) for section, values in data.items()}
+
+
+def config_to_overrides(config: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The `--set` texts of a config mapping (lists as JSON), for commands that take texts."""
+    out = []
+    for section, values in config.items():
+        for key, value in values.items():
+            text = json.dumps(value) if isinstance(value, list | dict) else \
+                "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+            out.append(f"{section}.{key}={text}")
+    return out

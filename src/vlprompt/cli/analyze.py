@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import emit
+from .common import emit, runtime_from_args
 from .gridargs import names
 
 
@@ -34,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_variance(args: argparse.Namespace) -> int:
     from ..api import analyze_variance
 
-    rows = analyze_variance(args.db, backbone=args.backbone, datasets=names(args.datasets), root=args.root,
-                            device=args.device)
+    rows = analyze_variance(args.db, backbone=args.backbone, datasets=names(args.datasets),
+                            runtime=runtime_from_args(args))
     emit({"variance": rows}, args.json, [f"{r['dataset']}: intra-class visual {r['intra_visual']:.4f}, "
                                          f"inter-class text {r['inter_text']:.4f}" for r in rows])
     return 0
@@ -44,7 +44,7 @@ def run_variance(args: argparse.Namespace) -> int:
 def run_words(args: argparse.Namespace) -> int:
     from ..api import analyze_words
 
-    rows = analyze_words(args.db, top=args.top, device=args.device)
+    rows = analyze_words(args.db, top=args.top, runtime=runtime_from_args(args))
     emit({"words": rows}, args.json, [f"{r['method']} {r['dataset']} {r['shots']}-shot: "
                                       + " | ".join(" ".join(w) for w in r["words"]) for r in rows]
          or ["no stored run learns context vectors"])
@@ -54,8 +54,8 @@ def run_words(args: argparse.Namespace) -> int:
 def run_projection(args: argparse.Namespace) -> int:
     from ..api import analyze_projection
 
-    result = analyze_projection(args.db, args.dataset, backbone=args.backbone, run=args.run, root=args.root,
-                                device=args.device)
+    result = analyze_projection(args.db, args.dataset, backbone=args.backbone, run=args.run,
+                                runtime=runtime_from_args(args))
     emit({k: result[k] for k in ("dataset", "method", "explained")}, args.json,
          [f"{result['dataset']} ({result['method']}): PCA explains "
           f"{100 * sum(result['explained']):.0f}% of the variance; stored in {args.db}"])

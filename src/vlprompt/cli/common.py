@@ -33,6 +33,26 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def runtime_from_args(args: argparse.Namespace):
+    """The one `Runtime` of a command, from the shared options it declares."""
+    from ..utils.runtime import Runtime
+
+    return Runtime(device=getattr(args, "device", None) or "cpu", workers=getattr(args, "workers", None) or 0,
+                   progress=not getattr(args, "quiet", False), cache_dir=getattr(args, "cache_dir", None),
+                   root=getattr(args, "root", None))
+
+
+def add_shared_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """The runtime options every computing command takes (those it does not declare itself)."""
+    declared = {opt for a in parser._actions for opt in a.option_strings}
+    if "--workers" not in declared:
+        parser.add_argument("--workers", type=int, default=0, help=SHARED_HELP["--workers"])
+    if "--quiet" not in declared:
+        parser.add_argument("--quiet", action="store_true", help=SHARED_HELP["--quiet"])
+    if "--cache-dir" not in declared:
+        parser.add_argument("--cache-dir", type=Path, default=None, help=SHARED_HELP["--cache-dir"])
+
+
 def add_skip_bad_images(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bad-images", action="store_true",
                         help="leave out images that cannot be read (screened first, counted and reported) "
@@ -52,6 +72,7 @@ SHARED_HELP = {
     "--workers": "DataLoader worker processes (default 0: load images in the main process)",
     "--batch-size": "images per batch when encoding",
     "--quiet": "no progress bars",
+    "--cache-dir": "keep frozen image features here and reuse them in later runs (default: not cached)",
     "--json": "print one JSON object on the last line",
     "--root": "the folder holding the benchmark datasets ($DATA)",
     "--dataset": "registered name (eurosat, synthetic:shapes, folder:<dir>, csv:<file>)",

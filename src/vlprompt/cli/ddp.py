@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..errors import ConfigError
-from .common import emit
+from .common import dataset_from_args, emit
+from .train import add_train_arguments, train_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -16,21 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "machines). Each process takes a share of every batch and gradients are summed, "
                                    "weighted by the shares, so the result matches a single-process run. Without torchrun it "
                                    "runs in one process.")
-    p.add_argument("--method", required=True)
-    p.add_argument("--backbone", default="tiny")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--root", type=Path)
-    p.add_argument("--shots", type=int, required=True)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--force", action="store_true",
-                   help="write into --out even if it holds files vlprompt did not write (same names are replaced)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (each process takes cuda:LOCAL_RANK)")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--json", action="store_true", help="print one JSON object on the last line (rank 0)")
+    add_train_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -41,9 +27,9 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")
     claim_output_dir(args.out, "run", force=args.force, legacy=("checkpoint/state.safetensors",))
-    result = train_distributed(args.method, args.backbone, args.dataset, shots=args.shots, seed=args.seed,
-                               out=args.out, device=args.device, epochs=args.epochs, resume=args.resume,
-                               overrides=args.overrides, root=args.root, progress=not args.quiet)
+    options = train_options(args)
+    result = train_distributed(args.method, args.backbone, dataset_from_args(args),
+                               **{k: options.pop(k) for k in ("shots", "seed", "out", "runtime")}, **options)
     if result["rank"] == 0:
         lines = [f"{result['method']} on {result['dataset']} over {result['world_size']} process(es)"]
         if "top1" in result:

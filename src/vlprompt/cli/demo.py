@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import emit
+from .common import emit, runtime_from_args
 from .gridargs import ints, names
 
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     result = demo(args.out, backbone=args.backbone, datasets=names(args.datasets), methods=names(args.methods),
                   shots=ints(args.shots, "--shots"), b2n_shots=ints(args.b2n_shots, "--b2n-shots"),
                   seeds=ints(args.seeds, "--seeds"), epochs=args.epochs, analyses=not args.no_analyses,
-                  plots=not args.no_plots, device=args.device, progress=not args.quiet,
+                  plots=not args.no_plots, runtime=runtime_from_args(args),
                   threads=None)  # --threads is applied by main (common.prepare_runtime)
     emit(result, args.json, [])
     return 1 if result["failed"] else 0

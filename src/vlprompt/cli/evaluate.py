@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import accuracy_line, add_skip_bad_images, emit
+from .common import accuracy_line, add_skip_bad_images, emit, runtime_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,9 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..api import evaluate_run
 
-    result = evaluate_run(args.run or args.prompt, dataset=args.dataset, root=args.root,
-                          backbone=args.backbone, device=args.device, workers=args.workers,
-                          progress=not args.quiet, skip_bad_images=args.skip_bad_images)
+    result = evaluate_run(args.run or args.prompt, dataset=args.dataset, backbone=args.backbone,
+                          skip_bad_images=args.skip_bad_images, runtime=runtime_from_args(args))
     lines = [f"{result['method']} on {result['dataset']}: test {accuracy_line(result, result.get('n_classes'))} "
              f"({result['n_images']} images)"]
     emit(result, args.json, lines)

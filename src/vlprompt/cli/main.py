@@ -32,6 +32,7 @@ from . import (
     zeroshot,
 )
 from .common import (
+    add_shared_runtime_arguments,
     add_threads_argument,
     computing_parsers,
     fill_shared_help,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     for computing in computing_parsers(parser):
         if not any(a.dest == "threads" for a in computing._actions):
             add_threads_argument(computing)
+        add_shared_runtime_arguments(computing)
     for command in subcommand_parsers(parser):
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                              help="log library messages (also accepted before the command)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import emit
+from .common import emit, runtime_from_args
 from .gridargs import ints, names
 
 
@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from ..api import replicate
 
     result = replicate(args.out, backbone=args.backbone, datasets=names(args.datasets), preset=args.preset,
-                       root=args.root, shots=ints(args.shots, "--shots"), b2n_shots=ints(args.b2n_shots, "--b2n-shots"),
-                       seeds=ints(args.seeds, "--seeds"), epochs=args.epochs, device=args.device,
-                       progress=not args.quiet, plots=not args.no_plots)
+                       shots=ints(args.shots, "--shots"), b2n_shots=ints(args.b2n_shots, "--b2n-shots"),
+                       seeds=ints(args.seeds, "--seeds"), epochs=args.epochs, plots=not args.no_plots,
+                       runtime=runtime_from_args(args))
     lines = [f"[{c['status']}] {c['paper']}: {c['statement']} — {c['numbers']}" for c in result["claims"]]
     lines += [f"failed: {f['run']}: {f['error']}" for f in result["failed"]]
     lines.append(f"report: {result['report']}")

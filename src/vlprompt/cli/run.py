@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..config import config_to_overrides, read_config_file
 from ..protocols import PROTOCOLS
 from ..protocols.presets import DEFAULT_SHOTS, preset_names
-from .common import emit
+from .common import emit, runtime_from_args
 from .gridargs import ints, names
 
 
@@ -36,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--out", type=Path, help="run folders (default: <db name>-runs beside the database)")
         q.add_argument("--shard", help="i/n: run every n-th run starting at i (0-based), for job arrays")
         q.add_argument("--root", type=Path, help="the folder holding the benchmark datasets ($DATA)")
+        q.add_argument("--config", type=Path, metavar="FILE",
+                       help="JSON or YAML file of option values for every run, by section (method, "
+                            "train; the keys of --set); --set applies on top")
         q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override an option of every run, e.g. train.lr=0.01, or of one method: "
                             "linear-probe:method.max_iter=200 (repeatable)")
@@ -53,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
         args.protocol, methods=names(args.methods), backbone=args.backbone, datasets=names(args.datasets),
         shots=ints(args.shots, "--shots"), seeds=ints(args.seeds, "--seeds"),
         epochs=ints(args.epochs, "--epochs"), targets=names(getattr(args, "targets", None)),
-        db=args.db, preset=args.preset, shard=args.shard, out=args.out, root=args.root, overrides=args.overrides,
-        device=args.device, progress=not args.quiet, dry_run=args.dry_run)
+        db=args.db, preset=args.preset, shard=args.shard, out=args.out,
+        overrides=(config_to_overrides(read_config_file(args.config)) if args.config else []) + args.overrides,
+        dry_run=args.dry_run, runtime=runtime_from_args(args))
     if args.dry_run:
         emit(result, args.json, [*result["runs"], f"{result['planned']} runs planned"])
         return 0

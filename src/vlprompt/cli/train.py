@@ -5,14 +5,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..config import read_config_file
 from ..errors import ConfigError
-from .common import accuracy_line, add_data_arguments, add_skip_bad_images, dataset_from_args, emit
+from .common import (
+    accuracy_line,
+    add_data_arguments,
+    add_skip_bad_images,
+    dataset_from_args,
+    emit,
+    runtime_from_args,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a method on K shots per class and evaluate it",
                        description="Train a method (see `vlprompt list methods`) on a few-shot subset, "
                                    "evaluate on the test split and save the learned weights.")
+    add_train_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of one training run, shared by `train` and `ddp-train`."""
     p.add_argument("--method", required=True, help="coop, cocoop, prograd, kgcoop, linear-probe, ...")
     p.add_argument("--backbone", default="tiny", help="tiny, openclip:<arch>[@<tag|file>], hf:<id|dir>")
     add_data_arguments(p)
@@ -29,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     p.add_argument("--force", action="store_true",
                    help="write into --out even if it holds files vlprompt did not write (they may be replaced)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="JSON or YAML file of option values by section, e.g. {\"train\": {\"lr\": 0.01}} "
+                        "(the keys of --set); --epochs and --set apply on top")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an option, e.g. method.n_ctx=4 or train.lr=0.01 (repeatable)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
@@ -36,7 +53,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_skip_bad_images(p)
-    p.set_defaults(handler=run)
+
+
+def train_options(args: argparse.Namespace) -> dict:
+    """`runner.train`'s keyword options from the parsed `add_train_arguments`."""
+    return dict(shots=args.shots, seed=args.seed, out=args.out, protocol=args.protocol, epochs=args.epochs,
+                resume=args.resume, config=read_config_file(args.config) if args.config else None,
+                overrides=args.overrides, strict_shots=args.strict_shots,
+                skip_bad_images=args.skip_bad_images, force=args.force, runtime=runtime_from_args(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,11 +73,7 @@ def run(args: argparse.Namespace) -> int:
     claim_output_dir(args.out, "run", force=args.force, legacy=("checkpoint/state.safetensors",))
     try:
         dataset = dataset_from_args(args)
-        result = train(args.method, args.backbone, dataset, shots=args.shots, seed=args.seed, out=args.out,
-                       protocol=args.protocol, epochs=args.epochs, resume=args.resume,
-                       overrides=args.overrides, root=args.root, device=args.device, workers=args.workers,
-                       progress=not args.quiet, strict_shots=args.strict_shots,
-                       skip_bad_images=args.skip_bad_images, force=args.force)
+        result = train(args.method, args.backbone, dataset, **train_options(args))
     except BaseException:
         if new_folder:
             release_output_dir(args.out)

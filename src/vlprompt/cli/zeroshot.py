@@ -13,6 +13,7 @@ from .common import (
     add_skip_bad_images,
     dataset_from_args,
     emit,
+    runtime_from_args,
 )
 
 
@@ -38,10 +39,9 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
     dataset = dataset_from_args(args)
-    result = zeroshot_evaluate(args.backbone, dataset, template=args.template, ensemble=args.ensemble,
-                               split=args.split, batch_size=args.batch_size, workers=args.workers,
-                               device=args.device, progress=not args.quiet,
-                               skip_bad_images=args.skip_bad_images)
+    result = zeroshot_evaluate(args.backbone, dataset, templates=args.template, ensemble=args.ensemble,
+                               split=args.split, batch_size=args.batch_size,
+                               skip_bad_images=args.skip_bad_images, runtime=runtime_from_args(args))
     lines = [f"dataset {result['dataset']} ({result['n_classes']} classes, {result['n_images']} images, "
              f"split {args.split})",
              f"backbone {result['backbone']}, {len(result['templates'])} template(s)",

@@ -36,6 +36,7 @@ import torch.distributed as dist
 
 from ..backbones.base import VLBackbone
 from ..data.types import Item
+from ..utils.runtime import Runtime, runtime_or_default
 from . import runner
 from .feature_cache import FeatureCache, FeatureKey, encode_items
 from .trainer import Trainer
@@ -167,8 +168,11 @@ def process_group(device: str) -> Iterator[tuple[int, int]]:
 
 
 def train_distributed(method: str, backbone: str, dataset: str, *, shots: int, seed: int, out: str | Path,
-                      device: str = "cpu", **kw) -> dict:
-    """`engine.runner.train` across the processes `torchrun` started; rank 0's summary is returned."""
+                      runtime: Runtime | None = None, **kw) -> dict:
+    """`engine.runner.train` (its keyword options in `kw`) across the processes `torchrun`
+    started; rank 0's summary is returned."""
+    rt = runtime_or_default(runtime)
+    device = rt.device
     with process_group(device) as (rank, size):
         if device.startswith("cuda") and size > 1:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
@@ -177,8 +181,8 @@ def train_distributed(method: str, backbone: str, dataset: str, *, shots: int, s
         original = runner.Trainer
         runner.Trainer = DistributedTrainer  # the runner builds its trainer by this name
         try:
-            result = runner.train(method, backbone, dataset, shots=shots, seed=seed, out=run_dir, device=device,
-                                  progress=kw.pop("progress", True) and rank == 0, **kw)
+            result = runner.train(method, backbone, dataset, shots=shots, seed=seed, out=run_dir,
+                                  runtime=rt.but(device=device, progress=rt.progress and rank == 0), **kw)
         finally:
             runner.Trainer = original
         return {**result, "world_size": size, "rank": rank}

@@ -29,6 +29,7 @@ from ..methods.base import Method
 from ..methods.presets import DEFAULT_PROTOCOL, Preset, resolve_preset
 from ..methods.registry import create_method, get_method_class
 from ..utils.io import MARKER, atomic_write_json, claim_output_dir, remove_stale_temp
+from ..utils.runtime import Runtime, runtime_or_default
 from .checkpoint import STATE
 from .data import mix_seed
 from .feature_cache import FeatureCache
@@ -71,6 +72,22 @@ def resolve_run_config(method: str, shots: int, *, protocol: str = DEFAULT_PROTO
     return mcfg, tcfg, preset
 
 
+def config_sections(config: dict | None) -> tuple[dict | None, dict | None]:
+    """`{"method": {...}, "train": {...}}` -> the two sections; other keys are an error."""
+    if not config:
+        return None, None
+    if not isinstance(config, dict):
+        raise ConfigError(f"a run's config must be a mapping of sections, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"config: unknown section(s) {', '.join(map(str, unknown))}; use "
+                          f"{' and '.join(SECTIONS)}")
+    for section in SECTIONS:
+        if not isinstance(config.get(section) or {}, dict):
+            raise ConfigError(f"config: section {section!r} must map option names to values")
+    return config.get("method") or None, config.get("train") or None
+
+
 def _dataset(dataset: str | DatasetSplits, root: str | Path | None) -> DatasetSplits:
     return load_dataset(dataset, root=root) if isinstance(dataset, str) else dataset
 
@@ -80,27 +97,30 @@ def _backbone(backbone: str | VLBackbone, device: str) -> VLBackbone:
 
 
 def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits, *, shots: int,
-          seed: int = 1, out: str | Path, epochs: int | None = None, resume: bool = False,
-          overrides: Sequence[str] = (), method_config: dict | None = None,
-          train_config: dict | None = None, root: str | Path | None = None, device: str = "cpu",
-          workers: int = 0, progress: bool = True, cache_dir: str | Path | None = None,
-          strict_shots: bool = False, skip_bad_images: bool = False,
-          protocol: str = DEFAULT_PROTOCOL, force: bool = False) -> dict:
+          seed: int = 1, out: str | Path, config: dict | None = None, overrides: Sequence[str] = (),
+          epochs: int | None = None, protocol: str = DEFAULT_PROTOCOL, resume: bool = False,
+          force: bool = False, strict_shots: bool = False, skip_bad_images: bool = False,
+          runtime: Runtime | None = None) -> dict:
     """Train `method` on a K-shot subset, evaluate on the test split, save into `out`.
 
-    `protocol` picks the reference's preset for that protocol (`methods/presets.py`). `out`
-    must be new, empty or a folder vlprompt wrote (it holds the marker file) unless `force`.
+    `config` holds option values by section, `{"method": {...}, "train": {...}}` (what a
+    `--config` file holds); `overrides` are `--set` texts. `protocol` picks the reference's
+    preset for that protocol (`methods/presets.py`). `out` must be new, empty or a folder
+    vlprompt wrote (it holds the marker file) unless `force`. `runtime`: device, workers,
+    progress bars, feature-cache folder and data root.
 
     Returns the run record's summary: `top1` (test accuracy, a fraction), `run_dir`, ...
     """
     t_start = time.perf_counter()
+    rt = runtime_or_default(runtime)
     out = Path(out)
     cls = get_method_class(method)
     dataset_name = dataset if isinstance(dataset, str) else dataset.name
+    method_config, train_config = config_sections(config)
     mcfg, tcfg, preset = resolve_run_config(method, shots, protocol=protocol, dataset=dataset_name,
                                             method_config=method_config, train_config=train_config,
                                             epochs=epochs, overrides=overrides)
-    data = _dataset(dataset, root)
+    data = _dataset(dataset, rt.root)
     one_class = one_class_message(data)
     if one_class and cls.SPEC.fit != "none":
         raise ConfigError(f"{one_class}; {method} cannot learn from it: add classes")
@@ -110,10 +130,10 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
         if not isinstance(shots, int) or shots < 1:
             raise ConfigError(f"--shots must be a positive integer, got {shots!r}")
         data = sample_fewshot(data, shots, seed, strict=strict_shots)
-    data, skipped = screen_images(data, skip_bad_images, workers)
+    data, skipped = screen_images(data, skip_bad_images, rt.workers)
     data_warnings = ([one_class] if one_class else []) + class_problems(
         data, ("train", "test") if cls.SPEC.fit != "none" else ("test",))
-    bb = _backbone(backbone, device)
+    bb = _backbone(backbone, rt.device)
     if (out / "checkpoint").exists() and not resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     if resume:
@@ -124,15 +144,15 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     run_config = {"method": method, "method_config": to_dict(mcfg), "train": to_dict(tcfg),
                   "seed": seed, "shots": shots, "dataset": data.name, "backbone": bb.spec,
                   "backbone_checksum": bb.checksum(), "preset": preset.record()}
-    cache = FeatureCache(cache_dir, enabled=tcfg.cache_features) if cache_dir else None
+    cache = FeatureCache(rt.cache_dir, enabled=tcfg.cache_features) if rt.cache_dir else None
     claim_output_dir(out, "run", force=force, legacy=(f"checkpoint/{STATE}",))
-    trainer = Trainer(model, tcfg, seed=seed, out_dir=out, cache=cache, workers=workers,
-                      flip=data.flip_ok, augment=data.augment_ok, progress=progress, run_config=run_config)
+    trainer = Trainer(model, tcfg, seed=seed, out_dir=out, cache=cache, workers=rt.workers,
+                      flip=data.flip_ok, augment=data.augment_ok, progress=rt.progress, run_config=run_config)
     fit = trainer.fit(data.train, data.val, resume=resume)
     t_eval = time.perf_counter()
     metrics = trainer.evaluate(data.test, desc="test") if data.test else None
     eval_seconds = time.perf_counter() - t_eval
-    extra = {"dataset": data.name, "root": str(root) if root else None, "shots": shots, "seed": seed}
+    extra = {"dataset": data.name, "root": str(rt.root) if rt.root else None, "shots": shots, "seed": seed}
     if data.info.get("classnames_file"):
         extra["classnames_file"] = data.info["classnames_file"]
     weights = save_method(model, out, extra=extra)
@@ -185,9 +205,8 @@ def _evaluate(model: Method, items: list[Item], workers: int, progress: bool, ca
 
 
 def evaluate_run(run: str | Path, *, dataset: str | DatasetSplits | None = None,
-                 root: str | Path | None = None, backbone: str | VLBackbone | None = None,
-                 device: str = "cpu", workers: int = 0, progress: bool = True,
-                 cache_dir: str | Path | None = None, skip_bad_images: bool = False) -> dict:
+                 backbone: str | VLBackbone | None = None, skip_bad_images: bool = False,
+                 runtime: Runtime | None = None) -> dict:
     """Test accuracy of a saved run or prompt file, on its own dataset or another one.
 
     With another dataset whose classes differ, methods that can move to new classes do so
@@ -195,9 +214,11 @@ def evaluate_run(run: str | Path, *, dataset: str | DatasetSplits | None = None,
     when it is a labelled subset of theirs (ImageNet-A/R for a 1000-way ImageNet head,
     `labels_within`), and must otherwise see the same class names.
     """
+    rt = runtime_or_default(runtime)
+    root = rt.root
     data_cfg, weights = read_method_config(run)
-    bb = _backbone(backbone, device) if backbone is not None else None
-    model = load_method(weights, backbone=bb, device=device)
+    bb = _backbone(backbone, rt.device) if backbone is not None else None
+    model = load_method(weights, backbone=bb, device=rt.device)
     if dataset is None:
         name = data_cfg.get("dataset")
         if not name:
@@ -214,10 +235,10 @@ def evaluate_run(run: str | Path, *, dataset: str | DatasetSplits | None = None,
             model.set_classnames(data.classnames)
     if not data.test:
         raise ConfigError(f"{data.name} has no test split")
-    data, skipped = screen_images(data, skip_bad_images, workers, splits=("test",))
+    data, skipped = screen_images(data, skip_bad_images, rt.workers, splits=("test",))
     if not data.test:
         raise ConfigError(f"no readable test images in {data.name}")
-    metrics = _evaluate(model, data.test, workers, progress, cache_dir, subset)
+    metrics = _evaluate(model, data.test, rt.workers, rt.progress, rt.cache_dir, subset)
     out = {**metrics, "dataset": data.name, "method": model.name, "backbone": model.backbone.spec,
            "run": str(run)}
     if subset is not None:

@@ -28,6 +28,7 @@ from ..data.types import Item
 from ..engine.evaluation import make_loader
 from ..engine.runner import train
 from ..methods.zeroshot import text_classifier
+from ..utils.runtime import Runtime
 
 
 @dataclass
@@ -68,7 +69,7 @@ def linear_probe(backbone: VLBackbone, task: str, shots: int = 16, seed: int = 1
     """
     with tempfile.TemporaryDirectory(prefix="vlprompt-report-") as tmp:
         summary = train("linear-probe", backbone, load_dataset(f"synthetic:{task}"), shots=shots,
-                        seed=seed, out=Path(tmp) / task, progress=False, cache_dir=cache_dir)
+                        seed=seed, out=Path(tmp) / task, runtime=Runtime(progress=False, cache_dir=cache_dir))
     return float(summary["top1"])
 
 

@@ -31,6 +31,7 @@ from ..engine.runs import RECORD, environment
 from ..errors import ConfigError, UserError
 from ..results.store import ResultStore
 from ..utils.io import run_lock
+from ..utils.runtime import Runtime, runtime_or_default
 from .base import RunSpec, config_hash, resolved_config
 from .presets import DEFAULT_SEEDS, DEFAULT_SHOTS
 from .provenance import PeakMemory, git_commit, host
@@ -65,9 +66,9 @@ class DatasetCache:
         return self._data[name]
 
 
-def _train(spec: RunSpec, backbone: VLBackbone, data: DatasetSplits, run_dir: Path, progress: bool) -> dict:
+def _train(spec: RunSpec, backbone: VLBackbone, data: DatasetSplits, run_dir: Path, runtime: Runtime) -> dict:
     kw = dict(shots=spec.shots, seed=spec.seed, out=run_dir, epochs=spec.epochs, overrides=spec.overrides,
-              progress=progress, protocol=spec.protocol)
+              runtime=runtime, protocol=spec.protocol)
     try:
         return train(spec.method, backbone, data, resume=True, **kw)
     except ConfigError as exc:
@@ -90,15 +91,17 @@ def per_class_keys(classnames: list[str]) -> list[str]:
 
 
 def execute_run(spec: RunSpec, config: dict, run_hash: str, backbone: VLBackbone, datasets: DatasetCache,
-                out_dir: Path, progress: bool = False) -> list[dict]:
-    """Train one spec and evaluate it on its targets; returns its records (not yet stored)."""
+                out_dir: Path, runtime: Runtime | None = None) -> list[dict]:
+    """Train one spec and evaluate it on its targets; returns its records (not yet stored).
+    `runtime`: how the run's training and evaluation run (no progress bars by default)."""
+    runtime = runtime or Runtime(progress=False)
     t0 = time.perf_counter()
     run_dir = out_dir / run_hash[:16]
     full = datasets(spec.dataset)
     data = sample_fewshot(full, spec.shots, spec.seed) if spec.shots > 0 else full
     data = split_base_new(data, spec.part)  # shots first, then the class split
     with PeakMemory() as memory:
-        _train(spec, backbone, data, run_dir, progress)
+        _train(spec, backbone, data, run_dir, runtime)
         run_record = json.loads((run_dir / RECORD).read_text())
         results = []
         for target in spec.targets:
@@ -110,7 +113,8 @@ def execute_run(spec: RunSpec, config: dict, run_hash: str, backbone: VLBackbone
                 tdata = split_base_new(datasets(target.dataset), target.part)
                 classnames = tdata.classnames
                 try:
-                    metrics = evaluate_run(run_dir, dataset=tdata, backbone=backbone, progress=False)
+                    metrics = evaluate_run(run_dir, dataset=tdata, backbone=backbone,
+                                           runtime=runtime.but(progress=False))
                 except ConfigError as exc:
                     if classnames == data.classnames or "other class names" not in str(exc):
                         raise
@@ -154,13 +158,16 @@ def plan(specs: Sequence[RunSpec], backbone: VLBackbone) -> list[tuple[RunSpec, 
 
 
 def run_grid(specs: Sequence[RunSpec], backbone: VLBackbone, db: str | Path, *, out_dir: str | Path,
-             root: str | Path | None = None, progress: bool = True, run_progress: bool = False,
+             runtime: Runtime | None = None, run_progress: bool = False,
              on_record: Callable[[dict], None] | None = None) -> GridResult:
-    """Run every spec whose hash is not stored yet; see the module docstring."""
+    """Run every spec whose hash is not stored yet; see the module docstring. The runtime's
+    progress flag drives the grid's bar; `run_progress` each run's own bars."""
     t0 = time.perf_counter()
+    rt = runtime_or_default(runtime)
+    progress, run_runtime = rt.progress, rt.but(progress=run_progress)
     out_dir = Path(out_dir)
     result = GridResult(planned=len(specs))
-    datasets = DatasetCache(root)
+    datasets = DatasetCache(rt.root)
     with ResultStore(db) as store:
         done = store.completed_runs()
         todo = [p for p in plan(specs, backbone) if p[2] not in done]
@@ -183,7 +190,7 @@ def run_grid(specs: Sequence[RunSpec], backbone: VLBackbone, db: str | Path, *, 
                         result.skipped += 1
                         continue
                     try:
-                        records = execute_run(spec, config, run_hash, backbone, datasets, out_dir, run_progress)
+                        records = execute_run(spec, config, run_hash, backbone, datasets, out_dir, run_runtime)
                     except (UserError, RuntimeError, ValueError) as exc:
                         log.error("run failed: %s: %s", spec.describe(), exc,
                                   exc_info=not isinstance(exc, UserError))
@@ -222,12 +229,14 @@ def run_protocol(protocol: str, *, methods: Sequence[str], db: str | Path, backb
                  datasets: Sequence[str] = ("all",), shots: Sequence[int] | None = None,
                  seeds: Sequence[int] | None = None, epochs: Sequence[int | None] | int | None = None,
                  targets: Sequence[str] | None = None, preset: str | None = None, shard: str | None = None,
-                 out: str | Path | None = None, root: str | Path | None = None, overrides: Sequence[str] = (),
-                 device: str = "cpu", progress: bool = True, dry_run: bool = False) -> dict:
+                 out: str | Path | None = None, overrides: Sequence[str] = (), dry_run: bool = False,
+                 runtime: Runtime | None = None) -> dict:
     """Expand a protocol into runs and execute those not yet in `db`; returns counts and the specs.
 
     Rerunning the same call resumes; `shard="i/n"` runs every n-th run starting at i.
+    `runtime`: device, data root, progress bar, workers and feature-cache folder.
     """
+    rt = runtime_or_default(runtime)
     from ..backbones import load_backbone
     from . import get_protocol
     from .base import GridOptions, parse_shard, select_shard
@@ -243,11 +252,10 @@ def run_protocol(protocol: str, *, methods: Sequence[str], db: str | Path, backb
                        shots=list(shots or DEFAULT_SHOTS[proto.name]), seeds=list(seeds or DEFAULT_SEEDS),
                        epochs=list(epochs), targets=list(targets) if targets else None, overrides=list(overrides))
     specs = select_shard(proto.expand(grid), parse_shard(shard))
-    check_datasets({t.dataset for s in specs for t in s.targets} | {s.dataset for s in specs}, root)
+    check_datasets({t.dataset for s in specs for t in s.targets} | {s.dataset for s in specs}, rt.root)
     summary = {"protocol": proto.name, "preset": preset, "db": str(db), "runs": [s.describe() for s in specs]}
     if dry_run:
         return {**summary, "planned": len(specs)}
-    bb = load_backbone(backbone, device=device) if isinstance(backbone, str) else backbone
-    result = run_grid(specs, bb, db, out_dir=Path(out) if out else default_out_dir(db), root=root,
-                      progress=progress)
+    bb = load_backbone(backbone, device=rt.device) if isinstance(backbone, str) else backbone
+    result = run_grid(specs, bb, db, out_dir=Path(out) if out else default_out_dir(db), runtime=rt)
     return {**summary, **result.as_dict()}

@@ -63,18 +63,35 @@ class ResultStore:
         try:
             self.conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
             self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            with self.transaction():
-                for statement in _SCHEMA:
-                    self.conn.execute(statement)
-                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._setup(timeout)
         except sqlite3.DatabaseError as exc:
             raise StoreError(store_error_message(self.path, exc)) from None
         version = self.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if version is None or int(version[0]) > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has results schema {version and version[0]}, newer than this "
                              f"vlprompt ({SCHEMA_VERSION}); upgrade vlprompt")
+
+    def _setup(self, timeout: float) -> None:
+        """WAL mode and the schema. Two processes opening a new file at once can get "database
+        is locked" from the journal-mode switch without SQLite's busy handler being asked, so
+        the setup is retried until `timeout`."""
+        deadline = time.monotonic() + timeout
+        delay = 0.05
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                self.conn.execute("PRAGMA synchronous = NORMAL")
+                with self.transaction():
+                    for statement in _SCHEMA:
+                        self.conn.execute(statement)
+                    self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                                      (str(SCHEMA_VERSION),))
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     # ------------------------------------------------------------------ plumbing
     def transaction(self):

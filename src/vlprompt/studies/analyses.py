@@ -28,6 +28,7 @@ from ..engine.feature_cache import FeatureCache
 from ..errors import ConfigError, UserError
 from ..methods.zeroshot import text_classifier
 from ..results.store import ResultStore
+from ..utils.runtime import Runtime, runtime_or_default
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ def _backbone_of(store: ResultStore, backbone: str | VLBackbone | None, device: 
 
 
 def analyze_variance(db: str | Path, *, backbone: str | VLBackbone | None = None, datasets: Sequence[str] | None = None,
-                     root: str | Path | None = None, device: str = "cpu", progress: bool = True) -> list[dict]:
+                     runtime: Runtime | None = None) -> list[dict]:
     """Variances of the given datasets (default: those of the database's few-shot runs)."""
+    rt = runtime_or_default(runtime)
+    root, device, progress = rt.root, rt.device, rt.progress
     with ResultStore(db) as store:
         names = list(datasets or dict.fromkeys(r["dataset"] for r in store.records("fewshot")))
         if not names:
@@ -99,9 +102,11 @@ def _context_runs(records: list[dict]) -> list[dict]:
     return list(best.values())
 
 
-def analyze_words(db: str | Path, *, top: int = 3, device: str = "cpu", progress: bool = True,
-                  backbones: dict[str, VLBackbone] | None = None) -> list[dict]:
+def analyze_words(db: str | Path, *, top: int = 3, backbones: dict[str, VLBackbone] | None = None,
+                  runtime: Runtime | None = None) -> list[dict]:
     """Nearest words of every context-learning method's stored runs (one per method and dataset)."""
+    rt = runtime_or_default(runtime)
+    device, progress = rt.device, rt.progress
     from ..engine.inference import load_for_use, nearest_words
 
     out = []
@@ -135,9 +140,10 @@ def pca_2d(x: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
 
 
 def analyze_projection(db: str | Path, dataset: str, *, backbone: str | VLBackbone | None = None, run: str | None = None,
-                       root: str | Path | None = None, per_class: int = 30, max_classes: int = 10,
-                       device: str = "cpu") -> dict:
+                       per_class: int = 30, max_classes: int = 10, runtime: Runtime | None = None) -> dict:
     """PCA of test image features and class text features (zero-shot, or a stored run's)."""
+    rt = runtime_or_default(runtime)
+    root, device = rt.root, rt.device
     from ..engine.inference import load_for_use
 
     with ResultStore(db) as store:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..utils.runtime import Runtime, runtime_or_default
+
 log = logging.getLogger(__name__)
 
 DEMO_DATASETS = ["synthetic:shapes", "synthetic:textures", "synthetic:counting", "synthetic:position"]
@@ -46,8 +48,8 @@ def demo_methods(protocol: str, requested: Sequence[str] | None = None) -> list[
 def run_demo(out: str | Path = ".", *, backbone: str = "tiny", datasets: Sequence[str] | None = None,
              methods: Sequence[str] | None = None, shots: Sequence[int] | None = None,
              seeds: Sequence[int] | None = None, b2n_shots: Sequence[int] | None = None, epochs: int | None = None,
-             analyses: bool = True, plots: bool = True, device: str = "cpu", progress: bool = True,
-             threads: int | None = 1, echo: Callable[[str], None] = print) -> dict:
+             analyses: bool = True, plots: bool = True, threads: int | None = 1,
+             echo: Callable[[str], None] = print, runtime: Runtime | None = None) -> dict:
     """Run the demo grids into `<out>/demo.db` and write `<out>/report/`; returns paths and timings.
 
     `threads`: CPU threads for torch during the demo (None: leave as is). One is the default:
@@ -61,14 +63,14 @@ def run_demo(out: str | Path = ".", *, backbone: str = "tiny", datasets: Sequenc
         torch.set_num_threads(threads)
     try:
         return _run_demo(out, backbone=backbone, datasets=datasets, methods=methods, shots=shots, seeds=seeds,
-                         b2n_shots=b2n_shots, epochs=epochs, analyses=analyses, plots=plots, device=device,
-                         progress=progress, echo=echo)
+                         b2n_shots=b2n_shots, epochs=epochs, analyses=analyses, plots=plots,
+                         runtime=runtime_or_default(runtime), echo=echo)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_demo(out, *, backbone, datasets, methods, shots, seeds, b2n_shots, epochs, analyses, plots, device,
-              progress, echo) -> dict:
+def _run_demo(out, *, backbone, datasets, methods, shots, seeds, b2n_shots, epochs, analyses, plots, runtime,
+              echo) -> dict:
     from ..backbones import load_backbone
     from ..protocols import get_protocol
     from ..protocols.execute import run_protocol
@@ -81,10 +83,10 @@ def _run_demo(out, *, backbone, datasets, methods, shots, seeds, b2n_shots, epoc
     out = Path(out)
     db = out / "demo.db"
     datasets = list(datasets or DEMO_DATASETS)
-    bb = load_backbone(backbone, device=device)  # fails at once, with its message, if weights are missing
+    bb = load_backbone(backbone, device=runtime.device)  # fails at once, with its message, if weights are missing
     common = dict(db=db, backbone=bb, datasets=datasets, seeds=list(seeds or DEMO_SEEDS),
                   epochs=epochs or DEMO_EPOCHS, overrides=DEMO_OVERRIDES, preset="synthetic",
-                  out=out / "demo-runs", device=device, progress=progress)
+                  out=out / "demo-runs", runtime=runtime)
     timings: dict[str, float] = {}
     grid_shots = {"fewshot": list(shots or DEMO_SHOTS), "base2new": list(b2n_shots or DEMO_B2N_SHOTS)}
     grids = {}
@@ -103,9 +105,9 @@ def _run_demo(out, *, backbone, datasets, methods, shots, seeds, b2n_shots, epoc
         timings[protocol] = time.perf_counter() - t
     if analyses:
         t = time.perf_counter()
-        analyze_variance(db, backbone=bb, datasets=datasets, device=device, progress=progress)
-        analyze_words(db, device=device, progress=progress, backbones={bb.spec: bb})
-        analyze_projection(db, datasets[0], backbone=bb, device=device)
+        analyze_variance(db, backbone=bb, datasets=datasets, runtime=runtime)
+        analyze_words(db, backbones={bb.spec: bb}, runtime=runtime)
+        analyze_projection(db, datasets[0], backbone=bb, runtime=runtime)
         timings["analyses"] = time.perf_counter() - t
     t = time.perf_counter()
     rep = report(db, out / "report", plots=plots)

@@ -20,6 +20,7 @@ from ..methods.registry import list_methods
 from ..protocols.summary import average, per_seed
 from ..results.stats import Stat
 from ..results.store import ResultStore, load_records
+from ..utils.runtime import Runtime, runtime_or_default
 
 FEWSHOT_METHODS = ["zeroshot", "coop", "prograd", "classifier-ft", "vpt", "upt"]
 B2N_METHODS = ["zeroshot", "coop", "cocoop", "variational"]
@@ -141,8 +142,8 @@ def evaluate_claims(records: list[dict]) -> list[dict]:
 
 def run_replicate(out: str | Path = "replicate", *, backbone: str = "tiny", datasets: Sequence[str] | None = None,
                   shots: Sequence[int] = (1, 2, 4), b2n_shots: Sequence[int] = (4,), seeds: Sequence[int] = (1, 2),
-                  epochs: int | None = 10, preset: str | None = None, root: str | Path | None = None,
-                  device: str = "cpu", progress: bool = True, plots: bool = True) -> dict:
+                  epochs: int | None = 10, preset: str | None = None, plots: bool = True,
+                  runtime: Runtime | None = None) -> dict:
     """Run the grids the claims need, judge the claims, store them and write the report."""
     from ..backbones import load_backbone
     from ..protocols.execute import run_protocol
@@ -152,10 +153,11 @@ def run_replicate(out: str | Path = "replicate", *, backbone: str = "tiny", data
     out = Path(out)
     db = out / "replicate.db"
     known = set(list_methods())
-    bb = load_backbone(backbone, device=device)
+    runtime = runtime_or_default(runtime)
+    bb = load_backbone(backbone, device=runtime.device)
     common = dict(db=db, backbone=bb, datasets=list(datasets or DEMO_DATASETS), seeds=list(seeds), epochs=epochs,
-                  preset=preset or "synthetic", out=out / "replicate-runs", root=root, device=device,
-                  progress=progress, overrides=DEMO_OVERRIDES)
+                  preset=preset or "synthetic", out=out / "replicate-runs", runtime=runtime,
+                  overrides=DEMO_OVERRIDES)
     grids = {"fewshot": run_protocol("fewshot", methods=[m for m in FEWSHOT_METHODS if m in known],
                                      shots=list(shots), **common),
              "base2new": run_protocol("base2new", methods=[m for m in B2N_METHODS if m in known],

@@ -1,4 +1,6 @@
-"""The compute settings every command shares: the device and the number of CPU threads.
+"""The compute settings every command shares: one `Runtime` (device, DataLoader workers,
+progress bars, the feature-cache folder, the data root) made once by the CLI or the caller and
+passed as one object, the device check, and the number of CPU threads.
 
 Threads (docs/performance.md): torch's default is one thread per core of the machine. On a
 machine shared with other jobs, those threads wait on each other, and a model as small as
@@ -11,10 +13,39 @@ is loaded, and one thread once the backbone turns out to be small (at most
 from __future__ import annotations
 
 import os
-
-import torch
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # torch loads when a function needs it: the CLI's help imports this module
+    import torch
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how work runs, never what it computes: two runs that differ only in their
+    Runtime give the same numbers (on CPU, bit for bit). Threads are process-wide and set by
+    `set_threads` (the CLI's `--threads`)."""
+
+    device: str = "cpu"
+    workers: int = 0  # DataLoader worker processes
+    progress: bool = True  # progress bars
+    cache_dir: str | Path | None = None  # frozen image features are cached here (None: not cached)
+    root: str | Path | None = None  # the folder holding the benchmark datasets ($DATA)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"workers must be a non-negative integer, got {self.workers!r}")
+
+    def but(self, **changes) -> Runtime:
+        """A copy with some settings changed (`runtime.but(progress=False)`)."""
+        return replace(self, **changes)
+
+
+def runtime_or_default(runtime: Runtime | None) -> Runtime:
+    return Runtime() if runtime is None else runtime
 
 #: Backbones with at most this many parameters run on one thread under "auto" (the tiny CLIP
 #: has 8.0M; ViT-B/32 has 151M). See docs/performance.md for the measurements.
@@ -33,6 +64,8 @@ def available_cores() -> int:
 
 def set_threads(threads: int | str | None) -> int:
     """Apply a `--threads` value: a positive number, "auto", or None/0 for torch's default."""
+    import torch
+
     if threads in (None, 0, "0", "default"):
         _state.update(auto=False, choice="torch default")
         return torch.get_num_threads()
@@ -53,6 +86,8 @@ def set_threads(threads: int | str | None) -> int:
 
 def fit_threads_to_model(n_params: int) -> None:
     """Under "auto", one thread for a small backbone (called when a backbone is loaded)."""
+    import torch
+
     if not _state["auto"]:
         return
     if n_params <= SMALL_MODEL_PARAMS:
@@ -66,11 +101,15 @@ def fit_threads_to_model(n_params: int) -> None:
 
 def threads_record() -> dict:
     """For run records: the threads torch uses and how that number was chosen."""
+    import torch
+
     return {"threads": torch.get_num_threads(), "threads_choice": _state["choice"] or "torch default"}
 
 
 def check_device(device: str | torch.device) -> str | torch.device:
     """`device` when this machine has it, else a ConfigError that says what to use."""
+    import torch
+
     if isinstance(device, torch.device):
         check_device(str(device))
         return device
