@@ -162,3 +162,21 @@ def test_run_records_its_preset_with_sources(tiny_vit, tmp_path, image_folder):
     assert preset["train"]["batch_size"] == 128 and record["config"]["train"]["batch_size"] == 4
     assert preset["sources"]["train.batch_size"].startswith("KgCoOp configs/trainers/KgCoOp/")
     assert get_method_class("kgcoop").Config().weight == 8.0
+
+
+def test_plugin_tables_and_inherited_tables():
+    from vlprompt.methods import presets
+    from vlprompt.methods.coop import CoOp
+
+    class Child(CoOp):
+        name = "child-of-coop-for-presets-test"
+
+    assert presets.resolve_preset(Child, shots=1).train["epochs"] == 50  # CoOp's schedule, inherited
+    try:
+        presets.register_presets(Child.name, [presets.Rule("a test's own table", train={"epochs": 7})])
+        resolved = presets.resolve_preset(Child, shots=1)
+        assert resolved.train == {"epochs": 7} and resolved.sources["train.epochs"] == "a test's own table"
+    finally:
+        presets.PRESETS.pop(Child.name, None)
+    with pytest.raises(ValueError, match="unknown protocol"):
+        presets.Rule("x", protocols=("few-shot",))
