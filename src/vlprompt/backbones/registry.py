@@ -87,12 +87,13 @@ def _unknown(spec: str) -> BackboneError:
     return BackboneError(names.unknown_message(spec, match=(prefix + colon).lower() if colon else spec))
 
 
-def load_backbone(spec: str, device: str = "cpu") -> VLBackbone:
-    """Build a frozen backbone from a spec string (see the module docstring)."""
+def load_backbone(spec: str, device: str = "auto") -> VLBackbone:
+    """Build a frozen backbone from a spec string (see the module docstring); `device="auto"`
+    takes the GPU when there is one."""
     if not isinstance(spec, str) or not spec.strip():
         raise BackboneError("backbone spec is empty; try `tiny` or `openclip:ViT-B-16@openai`")
     spec = spec.strip()
-    check_device(device)
+    device = str(check_device(device))
     resolved = ALIASES.get(spec, spec)
     if spec in ALIASES:
         weights = resolved.rsplit("@", 1)[1]

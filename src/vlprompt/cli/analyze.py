@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     j.set_defaults(handler=run_projection)
     for q in (v, w, j):
         q.add_argument("--db", type=Path, required=True, help="results database")
-        q.add_argument("--device", default="cpu")
+        q.add_argument("--device", default="auto")
         q.add_argument("--json", action="store_true", help="print one JSON object on the last line")
         if q is not w:
             q.add_argument("--backbone", help="default: the database's only backbone")

@@ -26,7 +26,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:1, mps")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
@@ -68,7 +68,7 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 #: Help of the options many subcommands share, written once: a subcommand that declares one
 #: without its own help gets this text (`fill_shared_help`).
 SHARED_HELP = {
-    "--device": "cpu, cuda, cuda:1, mps (checked before any work)",
+    "--device": "auto (default: CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:1, mps; checked before any work",
     "--workers": "DataLoader worker processes (default 0: load images in the main process)",
     "--batch-size": "images per batch when encoding",
     "--quiet": "no progress bars",

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help=f"training epochs of every method (default {DEMO_EPOCHS})")
     p.add_argument("--no-analyses", action="store_true", help="skip variance, nearest words, projection")
     p.add_argument("--no-plots", action="store_true", help="tables only")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.set_defaults(handler=run)

@@ -15,7 +15,7 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--run", type=Path, help="a run folder written by `vlprompt train`")
     src.add_argument("--prompt", type=Path, help="a weights .safetensors with its config.json beside it")
     p.add_argument("--backbone", help="use this backbone (default: the one it was trained with)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--b2n-shots", default="4", help="base-to-new grid (default 4)")
     p.add_argument("--seeds", default="1,2", help="default 1,2")
     p.add_argument("--epochs", type=int, default=10, help="training epochs of every method (default 10)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")

@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override an option of every run, e.g. train.lr=0.01, or of one method: "
                             "linear-probe:method.max_iter=200 (repeatable)")
-        q.add_argument("--device", default="cpu")
+        q.add_argument("--device", default="auto")
         q.add_argument("--dry-run", action="store_true", help="list the runs without running them")
         q.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
         q.add_argument("--json", action="store_true", help="print one JSON object on the last line")

@@ -115,7 +115,7 @@ def nearest_words(method: Method, top: int = 1) -> list[list[dict]]:
              for d, i in zip(row_d, row_i, strict=True)] for row_d, row_i in zip(values, indices, strict=True)]
 
 
-def load_for_use(path: str | Path, backbone: VLBackbone | str | None = None, device: str = "cpu") -> Method:
+def load_for_use(path: str | Path, backbone: VLBackbone | str | None = None, device: str = "auto") -> Method:
     """A saved method from a run folder or weights file (optionally on another backbone)."""
     if isinstance(backbone, str):
         from ..backbones import load_backbone

@@ -38,7 +38,8 @@ class TrainConfig:
                               "reference configs (WARMUP_CONS_LR 1e-5)")
     grad_clip: float = option(0.0, "clip the gradient norm to this value (0: off)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
-        "auto", "autocast dtype; auto: bf16 on GPU, fp32 on CPU (CPU autocast is slower here)")
+        "auto", "autocast dtype; auto: bf16 on GPUs that run it, else fp16 with a loss scaler; fp32 on "
+                "CPUs (CPU autocast is slower here)")
     augment: bool = option(True, "random resized crop + flip on training images, where the dataset "
                                  "allows it (the synthetic suite does not)",
                            "reference configs (random_resized_crop, random_flip)")

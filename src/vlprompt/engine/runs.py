@@ -111,7 +111,7 @@ def _check_fields(data: dict, where: Path) -> None:
             raise ConfigError(f"{where}: field {key!r} is missing or has the wrong type ({data.get(key)!r:.60})")
 
 
-def load_method(path: str | Path, backbone: VLBackbone | None = None, device: str = "cpu") -> Method:
+def load_method(path: str | Path, backbone: VLBackbone | None = None, device: str = "auto") -> Method:
     """Rebuild a saved method (its backbone from the recorded spec unless one is given)."""
     from ..backbones import load_backbone
 

@@ -58,9 +58,12 @@ class FitResult:
 
 
 def amp_dtype_for(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: bf16 on GPUs by default, none (fp32) on the CPU."""
+    """The autocast dtype. `auto`: bf16 on GPUs that run it, fp16 (with a loss scaler) on
+    older ones, none (fp32) on CPUs, where autocast is slower here."""
     if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
         return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if precision == "fp16":
         if device.type != "cuda":
             raise ConfigError("train.precision=fp16 needs a GPU (fp16 matmuls crawl on CPUs); use fp32 or bf16")

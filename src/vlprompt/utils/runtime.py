@@ -29,13 +29,14 @@ class Runtime:
     Runtime give the same numbers (on CPU, bit for bit). Threads are process-wide and set by
     `set_threads` (the CLI's `--threads`)."""
 
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA, then Apple's MPS, then the CPU
     workers: int = 0  # DataLoader worker processes
     progress: bool = True  # progress bars
     cache_dir: str | Path | None = None  # frozen image features are cached here (None: not cached)
     root: str | Path | None = None  # the folder holding the benchmark datasets ($DATA)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "device", str(check_device(self.device)))  # "auto" -> what this machine has
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigError(f"workers must be a non-negative integer, got {self.workers!r}")
 
@@ -106,19 +107,34 @@ def threads_record() -> dict:
     return {"threads": torch.get_num_threads(), "threads_choice": _state["choice"] or "torch default"}
 
 
-def check_device(device: str | torch.device) -> str | torch.device:
-    """`device` when this machine has it, else a ConfigError that says what to use."""
+def auto_device() -> str:
+    """What `auto` means here: the first GPU (CUDA), else Apple's MPS, else the CPU."""
     import torch
 
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def check_device(device: str | torch.device) -> str | torch.device:
+    """`device` when this machine has it (`auto`: the best one it has), else a ConfigError
+    that says what to use."""
+    import torch
+
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return auto_device()
     if isinstance(device, torch.device):
         check_device(str(device))
         return device
     if not isinstance(device, str) or not device.strip():
-        raise ConfigError("--device is empty; use cpu, cuda or cuda:N")
+        raise ConfigError("--device is empty; use auto, cpu, cuda or cuda:N")
     try:
         dev = torch.device(device.strip())
     except (RuntimeError, ValueError):
-        raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cpu":
         return device
     if dev.type == "cuda":
