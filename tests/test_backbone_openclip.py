@@ -282,3 +282,32 @@ def test_families_we_would_get_wrong_are_refused_by_name(model_configs, tmp_path
     with pytest.raises(BackboneError, match=words) as info:
         load_backbone(f"openclip:{path}")
     assert "not supported yet" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("resize_mode, fill", [("shortest", 0), ("squash", 0), ("longest", 0), ("longest", 255)])
+def test_test_preprocessing_follows_the_weights_resize_mode(resize_mode, fill):
+    """The evaluation transform equals open_clip's own (`image_transform_v2`) for every resize
+    mode its weight tags use (DFN, SigLIP and CLIPA tags squash or pad the longest side)."""
+    import numpy as np
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+    from PIL import Image
+
+    from vlprompt.backbones.transforms import OPENAI_MEAN, OPENAI_STD, build_transform
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (45, 80, 3), dtype=np.uint8))  # wide, not square
+    ours = build_transform(32, OPENAI_MEAN, OPENAI_STD, resize_mode=resize_mode, fill_color=fill)(image)
+    cfg = PreprocessCfg(size=32, mean=OPENAI_MEAN, std=OPENAI_STD, interpolation="bicubic",
+                        resize_mode=resize_mode, fill_color=fill)
+    theirs = image_transform_v2(cfg, is_train=False)(image)
+    assert ours.shape == (3, 32, 32)
+    assert torch.equal(ours, theirs)
+
+
+def test_known_resize_modes_load_and_unknown_ones_are_refused(tiny_vit):
+    from vlprompt.backbones.openclip import refuse_unsupported
+
+    for mode in ("shortest", "squash", "longest", None):
+        refuse_unsupported(tiny_vit.model, {"resize_mode": mode}, "tiny")
+    with pytest.raises(BackboneError, match="resize_mode 'stretchy'"):
+        refuse_unsupported(tiny_vit.model, {"resize_mode": "stretchy"}, "tiny")

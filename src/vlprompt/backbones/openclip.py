@@ -193,7 +193,7 @@ def build_open_clip_model(arch: str, weights: str | None) -> tuple[nn.Module, di
         source = _cached_tag_file(cfg)
         if source is None and not _network_reachable():
             raise _offline_error(arch, weights, cfg, "no network and not in the local cache")
-        pp_keys = ("mean", "std", "interpolation", "resize_mode")
+        pp_keys = ("mean", "std", "interpolation", "resize_mode", "fill_color")
         try:
             model = oc.create_model(arch, pretrained=source or weights, device="cpu",
                                     force_quick_gelu=force_quick,
@@ -264,7 +264,9 @@ class OpenClipBackbone(VLBackbone):
     def preprocess(self, train: bool = False, flip: bool = True) -> Callable:
         mean, std = self.image_mean_std
         return build_transform(self.image_size, mean, std, train=train,
-                               interpolation=self._pp.get("interpolation", "bicubic"), flip=flip)
+                               interpolation=self._pp.get("interpolation", "bicubic"), flip=flip,
+                               resize_mode=self._pp.get("resize_mode") or "shortest",
+                               fill_color=int(self._pp.get("fill_color") or 0))
 
     # ------------------------------------------------------------------ text side
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
@@ -379,7 +381,7 @@ class OpenClipBackbone(VLBackbone):
 def refuse_unsupported(model: nn.Module, preprocess_cfg: dict, arch: str) -> None:
     """Refuse, by name, the open_clip families whose features or preprocessing vlprompt would
     get wrong without a word: text pooling other than at EOT, text towers without a causal
-    mask, SigLIP's logit bias, Hugging Face text towers and crops other than resize + centre."""
+    mask, SigLIP's logit bias, Hugging Face text towers and resize modes it does not know."""
     text = model.text if hasattr(model, "text") else model
     problems = []
     if not all(hasattr(text, n) for n in ("token_embedding", "positional_embedding", "transformer")):
@@ -394,12 +396,11 @@ def refuse_unsupported(model: nn.Module, preprocess_cfg: dict, arch: str) -> Non
     if getattr(model, "logit_bias", None) is not None:
         problems.append("its logits carry a learned bias (SigLIP's sigmoid loss)")
     resize = preprocess_cfg.get("resize_mode") or "shortest"
-    if resize != "shortest":
+    if resize not in ("shortest", "squash", "longest"):
         problems.append(f"its weights are evaluated with resize_mode {resize!r}")
     if problems:
         raise BackboneError(f"open_clip model {arch} is not supported yet: {'; '.join(problems)} "
-                            "(vlprompt supports CLIP-style models: causal text towers read at end-of-text, "
-                            "resize + centre-crop preprocessing)")
+                            "(vlprompt supports CLIP-style models: causal text towers read at end-of-text)")
 
 
 def load_openclip(arch: str, weights: str | None, spec: str) -> OpenClipBackbone:
