@@ -72,7 +72,7 @@ SHARED_HELP = {
     "--workers": "DataLoader worker processes (default 0: load images in the main process)",
     "--batch-size": "images per batch when encoding",
     "--quiet": "no progress bars",
-    "--cache-dir": "keep frozen image features here and reuse them in later runs (default: not cached)",
+    "--cache-dir": "folder of the frozen image features reused across runs (default: $VLPROMPT_CACHE/features, else ~/.cache/vlprompt/features)",
     "--json": "print one JSON object on the last line",
     "--root": "the folder holding the benchmark datasets ($DATA)",
     "--dataset": "registered name (eurosat, synthetic:shapes, folder:<dir>, csv:<file>)",

@@ -32,7 +32,7 @@ class Runtime:
     device: str = "auto"  # auto: CUDA, then Apple's MPS, then the CPU
     workers: int = 0  # DataLoader worker processes
     progress: bool = True  # progress bars
-    cache_dir: str | Path | None = None  # frozen image features are cached here (None: not cached)
+    cache_dir: str | Path | None = None  # frozen image features are cached here (None: the default folder)
     root: str | Path | None = None  # the folder holding the benchmark datasets ($DATA)
 
     def __post_init__(self) -> None:
