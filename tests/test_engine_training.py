@@ -160,11 +160,26 @@ def test_closed_form_and_no_fit_paths(tiny_vit, data):
 
 def test_feature_cache_reused_across_methods(tiny_vit, data, tmp_path):
     cache = FeatureCache(tmp_path / "fc")
-    cfg = TrainConfig(epochs=1, batch_size=2, views=2)
+    cfg = TrainConfig(epochs=2, batch_size=2, views=2)
     for name in ("coop", "classifier-ft"):
         m = create_method(name, tiny_vit, data.classnames)
         Trainer(m, cfg, seed=1, cache=cache, progress=False).fit(data.train)
     assert cache.misses == 2 and cache.hits == 2  # two views computed once, reused by the second method
+
+
+def test_a_run_of_e_epochs_encodes_only_min_v_e_views(tiny_vit, data, tmp_path):
+    """One view is drawn per image and epoch, so E < V epochs never read more than E views:
+    only those are encoded; a longer run later reuses them and encodes the rest."""
+    cache = FeatureCache(tmp_path / "fc")
+    m = create_method("coop", tiny_vit, data.classnames)
+    short = Trainer(m, TrainConfig(epochs=2, batch_size=2, views=4), seed=1, cache=cache, progress=False)
+    assert short.train_features(data.train, epochs=2).shape[0] == 2
+    assert (cache.misses, cache.hits) == (2, 0)
+    long = Trainer(m, TrainConfig(epochs=6, batch_size=2, views=4), seed=1, cache=cache, progress=False)
+    assert long.train_features(data.train, epochs=6).shape[0] == 4  # min(V, E) = V
+    assert (cache.misses, cache.hits) == (4, 2)  # views 0 and 1 from the short run
+    history = short.fit(data.train).history
+    assert len(history) == 2 and (cache.misses, cache.hits) == (4, 4)
 
 
 def test_data_that_forbids_augmentation_trains_on_plain_images(tiny_vit, data, tmp_path):
@@ -180,7 +195,7 @@ def test_data_that_forbids_augmentation_trains_on_plain_images(tiny_vit, data, t
     # the test accuracy from the cached features is the one from the images
     assert run["n_test"] == len(suite.test)
     assert evaluate_run(run["run_dir"], backbone=tiny_vit, runtime=Runtime(progress=False))["top1"] == pytest.approx(run["top1"])
-    folder = train("coop", tiny_vit, data, shots=1, seed=1, out=tmp_path / "folder", epochs=1,
+    folder = train("coop", tiny_vit, data, shots=1, seed=1, out=tmp_path / "folder", epochs=3,
                    overrides=["train.views=3"], runtime=Runtime(progress=False, cache_dir=tmp_path / "features"))
     record = json.loads((tmp_path / "folder" / "run.json").read_text())
     assert record["augmentation"]["used"] and record["feature_cache"]["misses"] == 3 + 1

@@ -94,13 +94,16 @@ class Trainer:
         self.batch_fraction = 1.0
 
     # ------------------------------------------------------------------ features
-    def train_features(self, items: Sequence[Item]) -> torch.Tensor:
-        """(V, N, D): V augmented views, or one unaugmented view."""
+    def train_features(self, items: Sequence[Item], epochs: int | None = None) -> torch.Tensor:
+        """(V, N, D): V augmented views, or one unaugmented view. A run of E epochs draws one
+        view per image and epoch, so it never reads more than E of them: with `epochs`, only
+        min(V, E) views are encoded (the cache keeps the same view files either way)."""
         bb = self.method.backbone
         kw = dict(batch_size=self.cfg.eval_batch_size, workers=self.workers, amp_dtype=self.amp_dtype,
                   progress=self.progress)
         if self.augment:
-            return self.cache.views(bb, items, bb.preprocess(train=True, flip=self.flip), self.cfg.views,
+            n_views = self.cfg.views if epochs is None else max(1, min(self.cfg.views, epochs))
+            return self.cache.views(bb, items, bb.preprocess(train=True, flip=self.flip), n_views,
                                     aug_seed=VIEW_SEED, **kw)
         return self.cache.features(bb, items, bb.preprocess(train=False), **kw)[None]
 
@@ -205,7 +208,7 @@ class Trainer:
                     result.selected_epoch = meta.get("best_epoch")
                 log.info("resuming after epoch %d", meta["epoch"] + 1)
         t0 = time.perf_counter()
-        feats = self.train_features(train) if self.use_features and cfg.cache_features else None
+        feats = self.train_features(train, epochs=cfg.epochs) if self.use_features and cfg.cache_features else None
         labels = torch.tensor([it.label for it in train])
         result.seconds["features"] = time.perf_counter() - t0
         t_train = time.perf_counter()

@@ -85,7 +85,8 @@ class GridOptions:
 #: Part of every run hash; raised when the same config trains differently, so stored runs
 #: are not reused. 2: datasets may forbid augmentation (the synthetic suite does).
 #: 3: the warm-up then cosine schedule is Dassl's (the cosine starts after the warm-up), the
-#: variational KL is averaged over dimensions, and presets depend on protocol and dataset.
+#: variational KL is averaged over dimensions, presets depend on protocol and dataset, and a
+#: run of E epochs encodes min(V, E) augmented views.
 RUN_FORMAT = "vlprompt.run/3"
 
 
