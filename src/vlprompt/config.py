@@ -249,14 +249,20 @@ def read_config_file(path: str | Path) -> dict:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--config {path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
                               "YAML files need a .yaml or .yml name") from None
+    return check_sections(data, f"--config {path}")
+
+
+def check_sections(data: Any, where: str = "config") -> dict[str, dict]:
+    """A run's option values by section, `{"method": {...}, "train": {...}}` (what a `--config`
+    file and the API's `config=` hold), checked: other sections or values are ConfigErrors."""
     data = data or {}
     if not isinstance(data, dict) or set(data) - set(CONFIG_SECTIONS):
         keys = sorted(map(str, data)) if isinstance(data, dict) else [type(data).__name__]
-        raise ConfigError(f"--config {path} must hold the sections method and/or train (the keys of "
+        raise ConfigError(f"{where} must hold the sections method and/or train (the keys of "
                           f"--set), found {', '.join(keys)}")
     for section, values in data.items():
         if not isinstance(values or {}, dict):
-            raise ConfigError(f"--config {path}: section {section} must map option names to values")
+            raise ConfigError(f"{where}: section {section} must map option names to values")
     return {section: dict(values or {}) for section, values in data.items()}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError
 from .common import dataset_from_args, emit
 from .train import add_train_arguments, train_options
 
@@ -22,12 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.distributed import train_distributed
-    from ..utils.io import claim_output_dir
+    from ..engine.runner import claim_run_dir
 
-    if args.epochs is not None and args.epochs < 1:
-        raise ConfigError("--epochs must be at least 1")
-    claim_output_dir(args.out, "run", force=args.force, legacy=("checkpoint/state.safetensors",))
     options = train_options(args)
+    claim_run_dir(args.out, args.force)
     result = train_distributed(args.method, args.backbone, dataset_from_args(args),
                                **{k: options.pop(k) for k in ("shots", "seed", "out", "runtime")}, **options)
     if result["rank"] == 0:

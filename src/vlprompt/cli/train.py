@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config import read_config_file
 from ..errors import ConfigError
+from ..methods.presets import DEFAULT_PROTOCOL, PROTOCOLS
 from .common import (
     accuracy_line,
     add_data_arguments,
@@ -34,8 +35,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1, help="few-shot subset and training seed")
     p.add_argument("--out", type=Path, required=True, help="run folder (weights, config, run record)")
     p.add_argument("--epochs", type=int, help="override the preset's epoch count")
-    p.add_argument("--protocol", default="fewshot",
-                   choices=["fewshot", "base2new", "domain-generalization", "cross-dataset"],
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOLS,
                    help="whose reference settings the preset takes (default fewshot; `vlprompt list "
                         "methods --options` shows each method's table)")
     p.add_argument("--strict-shots", action="store_true",
@@ -57,6 +57,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def train_options(args: argparse.Namespace) -> dict:
     """`runner.train`'s keyword options from the parsed `add_train_arguments`."""
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError("--epochs must be at least 1")
     return dict(shots=args.shots, seed=args.seed, out=args.out, protocol=args.protocol, epochs=args.epochs,
                 resume=args.resume, config=read_config_file(args.config) if args.config else None,
                 overrides=args.overrides, strict_shots=args.strict_shots,
@@ -65,12 +67,11 @@ def train_options(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import train
-    from ..utils.io import claim_output_dir, release_output_dir
+    from ..engine.runner import claim_run_dir
+    from ..utils.io import release_output_dir
 
-    if args.epochs is not None and args.epochs < 1:
-        raise ConfigError("--epochs must be at least 1")
     new_folder = not args.out.exists()
-    claim_output_dir(args.out, "run", force=args.force, legacy=("checkpoint/state.safetensors",))
+    claim_run_dir(args.out, args.force)  # before any work: a foreign folder is refused at once
     try:
         dataset = dataset_from_args(args)
         result = train(args.method, args.backbone, dataset, **train_options(args))

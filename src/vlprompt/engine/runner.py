@@ -17,7 +17,14 @@ from pathlib import Path
 import torch
 
 from ..backbones import VLBackbone, load_backbone
-from ..config import apply_text_overrides, from_dict, parse_overrides, to_dict
+from ..config import (
+    CONFIG_SECTIONS,
+    apply_text_overrides,
+    check_sections,
+    from_dict,
+    parse_overrides,
+    to_dict,
+)
 from ..data.checks import class_problems, one_class_message
 from ..data.classsplit import labels_within
 from ..data.fewshot import sample_fewshot
@@ -38,7 +45,7 @@ from .runs import CONFIG, RECORD, WEIGHTS, environment, load_method, read_method
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
-SECTIONS = ("method", "train")
+SECTIONS = CONFIG_SECTIONS
 
 
 def resolve_config(method: str, shots: int, *, protocol: str = DEFAULT_PROTOCOL, dataset: str | None = None,
@@ -72,20 +79,10 @@ def resolve_run_config(method: str, shots: int, *, protocol: str = DEFAULT_PROTO
     return mcfg, tcfg, preset
 
 
-def config_sections(config: dict | None) -> tuple[dict | None, dict | None]:
-    """`{"method": {...}, "train": {...}}` -> the two sections; other keys are an error."""
-    if not config:
-        return None, None
-    if not isinstance(config, dict):
-        raise ConfigError(f"a run's config must be a mapping of sections, got {type(config).__name__}")
-    unknown = sorted(set(config) - set(SECTIONS))
-    if unknown:
-        raise ConfigError(f"config: unknown section(s) {', '.join(map(str, unknown))}; use "
-                          f"{' and '.join(SECTIONS)}")
-    for section in SECTIONS:
-        if not isinstance(config.get(section) or {}, dict):
-            raise ConfigError(f"config: section {section!r} must map option names to values")
-    return config.get("method") or None, config.get("train") or None
+def claim_run_dir(out: str | Path, force: bool = False) -> bool:
+    """Make `out` a run folder of vlprompt (new, empty, or marked; runs written before the
+    marker existed are known by their checkpoint); returns whether it already was one."""
+    return claim_output_dir(out, "run", force=force, legacy=(f"checkpoint/{STATE}",))
 
 
 def _dataset(dataset: str | DatasetSplits, root: str | Path | None) -> DatasetSplits:
@@ -116,7 +113,8 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     out = Path(out)
     cls = get_method_class(method)
     dataset_name = dataset if isinstance(dataset, str) else dataset.name
-    method_config, train_config = config_sections(config)
+    sections = check_sections(config)
+    method_config, train_config = sections.get("method"), sections.get("train")
     mcfg, tcfg, preset = resolve_run_config(method, shots, protocol=protocol, dataset=dataset_name,
                                             method_config=method_config, train_config=train_config,
                                             epochs=epochs, overrides=overrides)
@@ -145,7 +143,7 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
                   "seed": seed, "shots": shots, "dataset": data.name, "backbone": bb.spec,
                   "backbone_checksum": bb.checksum(), "preset": preset.record()}
     cache = FeatureCache(rt.cache_dir, enabled=tcfg.cache_features) if rt.cache_dir else None
-    claim_output_dir(out, "run", force=force, legacy=(f"checkpoint/{STATE}",))
+    claim_run_dir(out, force)
     trainer = Trainer(model, tcfg, seed=seed, out_dir=out, cache=cache, workers=rt.workers,
                       flip=data.flip_ok, augment=data.augment_ok, progress=rt.progress, run_config=run_config)
     fit = trainer.fit(data.train, data.val, resume=resume)
