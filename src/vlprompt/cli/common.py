@@ -93,13 +93,25 @@ SHARED_HELP = {
 }
 
 
+def _children(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The subcommand parsers directly below `parser` (aliases counted once)."""
+    return [sub for action in parser._actions if isinstance(action, argparse._SubParsersAction)
+            for sub in dict.fromkeys(action.choices.values())]
+
+
+def all_parsers(parser: argparse.ArgumentParser):
+    """`parser` and every (sub)command parser below it, nested ones included."""
+    for sub in _children(parser):
+        yield from all_parsers(sub)
+    yield parser
+
+
 def fill_shared_help(parser: argparse.ArgumentParser) -> None:
     """Give every option of every (sub)command without help text the shared one."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in dict.fromkeys(action.choices.values()):
-                fill_shared_help(sub)
-        elif not action.help and not isinstance(action, argparse._HelpAction):
+    for each in all_parsers(parser):
+        for action in each._actions:
+            if action.help or isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+                continue
             for name in action.option_strings or [action.dest]:
                 if name in SHARED_HELP:
                     action.help = SHARED_HELP[name]
@@ -108,23 +120,12 @@ def fill_shared_help(parser: argparse.ArgumentParser) -> None:
 
 def subcommand_parsers(parser: argparse.ArgumentParser):
     """Every parser below `parser` that runs a command (the leaves of the subcommand tree)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in dict.fromkeys(action.choices.values()):
-                if any(isinstance(a, argparse._SubParsersAction) for a in sub._actions):
-                    yield from subcommand_parsers(sub)
-                else:
-                    yield sub
+    return (each for each in all_parsers(parser) if each is not parser and not _children(each))
 
 
 def computing_parsers(parser: argparse.ArgumentParser):
     """Every (sub)command parser that computes, i.e. takes --device, nested ones included."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in dict.fromkeys(action.choices.values()):
-                yield from computing_parsers(sub)
-    if any(a.dest == "device" for a in parser._actions):
-        yield parser
+    return (each for each in all_parsers(parser) if any(a.dest == "device" for a in each._actions))
 
 
 def prepare_runtime(args: argparse.Namespace) -> None:
