@@ -167,6 +167,15 @@ class Trainer:
             self.batch_fraction = fraction
             yield Batch(labels=y, images=images)
 
+    def _prepare_fit(self, train: Sequence[Item], feats: torch.Tensor | None, labels: torch.Tensor) -> None:
+        """Hand the support set's features to a method that initialises from them
+        (`Method.prepare_fit`); encodes them here only for such a method when none are cached."""
+        if type(self.method).prepare_fit is Method.prepare_fit:
+            return
+        if feats is None:
+            feats = self.train_features(train, epochs=self.cfg.epochs)
+        self.method.prepare_fit(feats.to(self.device), labels.to(self.device))
+
     def _split(self, batches: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[float]]:
         """The examples of each batch this process computes, and their fraction of the batch
         (`batch_fraction` while it trains on it): all of them here; a distributed rank's share."""
@@ -210,6 +219,8 @@ class Trainer:
         t0 = time.perf_counter()
         feats = self.train_features(train, epochs=cfg.epochs) if self.use_features and cfg.cache_features else None
         labels = torch.tensor([it.label for it in train])
+        if start == 0:
+            self._prepare_fit(train, feats, labels)
         result.seconds["features"] = time.perf_counter() - t0
         t_train = time.perf_counter()
         bar = tqdm(total=cfg.epochs, initial=start, desc=f"train {method.name}", disable=not self.progress,

@@ -165,6 +165,12 @@ class Method(nn.Module):
         """Fill `.grad` of the trainable parameters; ProGrad overrides this to project."""
         scale(out.loss).backward()
 
+    def prepare_fit(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Initialise from the support set before the first SGD step (a method that does not
+        override this is not asked): the training image features (V, N, D), V views of N
+        images, and their labels (N,). The trainer calls it once per run, not on resume (what
+        it sets belongs in `self.learned`, so a checkpoint keeps it)."""
+
     def fit_closed_form(self, train: tuple[torch.Tensor, torch.Tensor],
                         val: tuple[torch.Tensor, torch.Tensor] | None) -> dict:
         """Fit from features (N, D) and labels (N,); only for `spec.fit == "closed-form"`."""
