@@ -21,18 +21,13 @@ from ..backbones.base import VLBackbone
 from ..config import option
 from ..errors import ConfigError
 from .base import MethodSpec
-from .components.multimodal import (
-    PromptedImageMethod,
-    PromptSet,
-    encode_class_prompts,
-    prompt_depth,
-)
-from .components.prompts import ClassPrompts, split_init_phrase
+from .components.deep_text import DeepTextPromptMethod
+from .components.multimodal import PromptSet, prompt_depth
 from .registry import register_method
 
 
 @register_method
-class MaPLe(PromptedImageMethod):
+class MaPLe(DeepTextPromptMethod):
     """Deep language prompts with vision prompts coupled to them layer by layer."""
 
     name = "maple"
@@ -62,17 +57,10 @@ class MaPLe(PromptedImageMethod):
     def __init__(self, backbone: VLBackbone, classnames: Sequence[str], config: Config, **kw):
         super().__init__(backbone, classnames, config, **kw)
         vision, text = backbone.require_vit("maple"), backbone.text_tower
-        g, m = self._generator, config.n_ctx
+        g = self._generator
         self.depth = prompt_depth(config.depth, text.depth, vision.depth)  # J
-        if config.ctx_init:
-            ctx, self.prefix = split_init_phrase(backbone, config.ctx_init, m)
-        else:
-            ctx, self.prefix = torch.randn(m, text.width, generator=g) * config.init_std, ""
+        self._init_text_prompts(config.n_ctx, config.ctx_init, self.depth, config.init_std)
         learned = self.learned
-        learned.ctx = nn.Parameter(ctx)  # (M, Wt), layer 0
-        if self.depth > 1:
-            learned.deep_text = nn.Parameter(torch.randn(self.depth - 1, m, text.width, generator=g)
-                                             * config.init_std)  # (J-1, M, Wt)
         # nn.Linear's default init: the first layer's coupling has its own draw; the deeper ones
         # start as copies of one draw, as the reference clones one Linear for them
         bound = 1.0 / text.width ** 0.5
@@ -85,20 +73,10 @@ class MaPLe(PromptedImageMethod):
         learned.to(backbone.device)
         self._build_classes()
 
-    def _build_classes(self) -> None:
-        names = [f"{self.prefix} {c}" if self.prefix else c for c in self.classnames]
-        self.class_prompts = ClassPrompts(self.backbone, names, self.config.n_ctx, "end",
-                                          chunk=self.config.text_chunk)
-
     def prompts(self) -> PromptSet:
+        text = self.text_stack()  # (J, M, Wt)
         learned = self.learned
-        text = learned.ctx.unsqueeze(0)  # (J, M, Wt)
-        if self.depth > 1:
-            text = torch.cat([text, learned.deep_text])
         visual = torch.einsum("jmt,jtv->jmv", text, learned.coupling_weight) + learned.coupling_bias[:, None]
         deep_text = list(text[1:].unbind(0)) or None
         deep_visual = list(visual[1:].unbind(0)) or None
         return PromptSet(text_ctx=learned.ctx, deep_text=deep_text, visual=visual[0], deep_visual=deep_visual)
-
-    def text_weights(self, prompts: PromptSet) -> torch.Tensor:
-        return encode_class_prompts(self.class_prompts, prompts.text_ctx, prompts.deep_text)
