@@ -129,12 +129,60 @@ PROGRAD = "ProGrad (BeierZhu/Prompt-align) "
 VARIATIONAL = "Bayesian-Prompt-Learning (saic-fi) "
 MAPLE = "MaPLe repo (muzairkhattak/multimodal-prompt-learning) "
 UPT_CODE = "UPT code (yuhangzang, 2025 release) "
+CLAP_REPO = "CLAP (jusiro/CLAP) "
+LPP_REPO = "LP++ (FereshteShakeri/FewShot-CLIP-Strong-Baseline) "
+CROSS_MODAL = "Cross-modal adaptation (linzhiqiu/cross_modal_adaptation) "
+
+#: ZS-LP and CLAP share one schedule: configs/trainers/SGD_lr1e-1_B256_ep300.yaml, 20 augmented
+#: views per support image (trainers/adapters.py epochs_aumentation), and for ImageNet the 7
+#: selected templates plus the dataset's prompt (trainers/adapters.py _get_base_text_features).
+CLAP_SCHEDULE: tuple[Rule, ...] = (
+    Rule(CLAP_REPO + "configs/trainers/SGD_lr1e-1_B256_ep300.yaml (SGD lr 0.1, batch 256, 300 epochs, "
+         "no weight decay, 1 warm-up epoch at 1e-5, cosine)",
+         train={"lr": 0.1, "batch_size": 256, "epochs": 300, "weight_decay": 0.0, "warmup_epochs": 1,
+                "warmup_lr": 1e-5, "schedule": "cosine"}),
+    Rule(CLAP_REPO + "trainers/adapters.py (20 augmented views of each support image)",
+         train={"augment": True, "views": 20}),
+    Rule(CLAP_REPO + "trainers/adapters.py (ImageNet: IMAGENET_TEMPLATES_SELECT + 'a photo of a {}.')",
+         method={"template": "select7+dataset"}, datasets=("imagenet",)),
+)
+#: Cross-modal LP: 12800 iterations of a batch of 32 (16 image + 16 text features) are
+#: 2048 / shots epochs of 16 image features at 100 classes (205 / shots at ImageNet's 1000);
+#: the few-shot val set is checked about every 100 iterations (16 / shots epochs).
+CROSS_MODAL_SCHEDULE: tuple[Rule, ...] = (
+    Rule(CROSS_MODAL + "engine/optimizer/default.py 'linear' (AdamW, cosine; from its grid lr "
+         "{1e-3, 1e-4} x wd {0, 1e-2, 1e-4} x batch {8, 32}: lr 1e-3, wd 1e-4, batch 32 = 16 image + "
+         "16 text); linear_probe.sh (center crop, no random crops)",
+         train={"optimizer": "adamw", "lr": 0.001, "weight_decay": 1e-4, "batch_size": 16,
+                "schedule": "cosine", "warmup_epochs": 0, "augment": False, "select": "val"}),
+) + tuple(
+    Rule(CROSS_MODAL + f"engine/optimizer/default.py (12800 iterations) and train.py (val every 100 "
+         f"iterations), as epochs at 100 classes, {shots} shots",
+         train={"epochs": 2048 // shots, "eval_every": max(1, 16 // shots)}, shots=(lo, hi))
+    for shots, lo, hi in ((1, 0, 1), (2, 2, 3), (4, 4, 7), (8, 8, 15), (16, 16, ANY))
+) + tuple(
+    Rule(CROSS_MODAL + f"12800 iterations as epochs at ImageNet's 1000 classes, {shots} shots",
+         train={"epochs": max(1, 205 // shots), "eval_every": 1}, shots=(lo, hi), datasets=("imagenet",))
+    for shots, lo, hi in ((1, 0, 1), (2, 2, 3), (4, 4, 7), (8, 8, 15), (16, 16, ANY))
+) + (
+    Rule(CROSS_MODAL + "engine/templates/hand_crafted.py (ImageNet: Tip-Adapter's 7 templates)",
+         method={"template": "select7"}, datasets=("imagenet",)),
+)
 
 PRESETS: dict[str, tuple[Rule, ...]] = {
     "linear-probe": (
         Rule("CLIP paper Sec. 3.2 / CoOp's linear probe (features of unaugmented images)",
              train={"augment": False}),
     ),
+    "zs-lp": CLAP_SCHEDULE,
+    "clap": CLAP_SCHEDULE,
+    "lp++": (
+        Rule(LPP_REPO + "methods/linear_probe_p2.py (features of one augmented pass over the support set)",
+             train={"augment": True, "views": 1}),
+        Rule(LPP_REPO + "datasets/imagenet.py via Tip-Adapter (the 7 selected ImageNet templates)",
+             method={"template": "select7"}, datasets=("imagenet",)),
+    ),
+    "cross-modal-lp": CROSS_MODAL_SCHEDULE,
     "classifier-ft": COOP_SCHEDULE,  # "trained like CoOp" (rethinking paper)
     "coop": COOP_SCHEDULE + (
         Rule("CoOp repo scripts/cocoop/base2new_train.sh (TRAINER=CoOp, CFG vit_b16_ctxv1: "
