@@ -16,7 +16,6 @@ closer). The reference: jusiro/CLAP trainers/adapters.py (`zero_shot_constraint`
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -33,7 +32,6 @@ from .base import Method, MethodSpec
 from .registry import register_method
 from .zeroshot import prompt_texts
 
-log = logging.getLogger(__name__)
 LambdaRule = Literal["zero-shot", "balanced", "corrected", "constant"]
 
 
@@ -153,16 +151,19 @@ class CLAP(ZSLP):
         # lambda_c: saved with the prototypes so a resumed run keeps them; zero until prepare_fit
         self.learned.register_buffer("lambdas", torch.zeros(len(self.classnames), device=backbone.device))
 
-    def prepare_fit(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        """lambda_c from the zero-shot model on every cached view of the support set."""
-        views = features.shape[0]
-        flat = features.flatten(0, 1)  # (V N, D)
+    def prepare_fit(self, views: torch.Tensor, labels: torch.Tensor) -> dict:
+        """lambda_c from the zero-shot model on every cached view (V, N, D) of the support set.
+
+        On a resumed run the checkpoint's lambdas replace these (they are the same numbers)."""
+        dev = self.anchors.device
+        flat = views.flatten(0, 1).to(dev)  # (V N, D)
         with torch.no_grad():
             zs = self.cosine_logits(flat, F.normalize(self.anchors.float(), dim=-1))
-        lambdas = clap_lambdas(zs, labels.repeat(views), len(self.trained_classnames), self.config.lambda_rule)
+        lambdas = clap_lambdas(zs, labels.to(dev).repeat(views.shape[0]), len(self.trained_classnames),
+                               self.config.lambda_rule)
         self.learned.lambdas.copy_(lambdas.to(self.learned.lambdas.device))
-        log.info("CLAP penalty weights: mean %.3f, min %.3f, max %.3f", float(lambdas.mean()),
-                 float(lambdas.min()), float(lambdas.max()))
+        return {"clap_lambda_mean": float(lambdas.mean()), "clap_lambda_min": float(lambdas.min()),
+                "clap_lambda_max": float(lambdas.max())}
 
     def losses(self, logits: torch.Tensor, labels: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
         ce = F.cross_entropy(logits.float(), labels)
