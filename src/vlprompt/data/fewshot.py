@@ -210,8 +210,16 @@ def sample_fewshot(dataset: DatasetSplits, shots: int, seed: int = 1, *,
                       "(recorded in the run record; --strict-shots makes this an error)",
                       VLPromptWarning, stacklevel=2)
     n = dataset.num_classes
-    new_train = [_item(e, root, n, f"{path} train[{i}]") for i, e in enumerate(data["train"])]
-    new_val = [_item(e, root, n, f"{path} val[{i}]") for i, e in enumerate(data["val"])]
+    # Entries name the dataset's own items (checked above), so they map back to them: an
+    # item that is not a file (a tar member, a table row) keeps its reader.
+    own = dict(zip(train + val, dataset.train + dataset.val, strict=True))
+
+    def item(entry: list, where: str) -> Item:
+        found = own.get((entry[0], entry[1])) if isinstance(entry, list) and len(entry) == 2 else None
+        return found if found is not None else _item(entry, root, n, where)
+
+    new_train = [item(e, f"{path} train[{i}]") for i, e in enumerate(data["train"])]
+    new_val = [item(e, f"{path} val[{i}]") for i, e in enumerate(data["val"])]
     info = {**dataset.info, "fewshot": {
         "shots": shots, "val_shots": val_shots, "seed": seed, "strict": data["strict"],
         "manifest": str(path) if use_manifest else None, "reused": reused,

@@ -15,6 +15,7 @@ by name before it is decoded.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -26,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..utils.images import to_rgb
 from .registry import DatasetError
-from .types import DatasetSplits, Item
+from .types import DatasetSplits, ImageSource, Item
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,18 @@ SKIP_HINT = "or pass --skip-bad-images to leave such files out (they are counted
 
 
 def open_image(path) -> Image.Image:
-    """Open and fully decode an image, or raise `DatasetError` naming the file and the remedy."""
+    """Open and fully decode an image, or raise `DatasetError` naming the file and the remedy.
+
+    `path` may be an `ImageSource` (a tar member, a table row): its bytes are read here, so
+    an item costs nothing until its batch is loaded.
+    """
     try:
-        with Image.open(path) as img:
+        source = io.BytesIO(_source_bytes(path)) if isinstance(path, ImageSource) else path
+        with Image.open(source) as img:
             img.load()
             return img.copy()
+    except DatasetError:  # a source's own message (it names the container)
+        raise
     except FileNotFoundError:
         raise DatasetError(f"image file {path} is missing; restore it or fix the list that names it, "
                            f"{SKIP_HINT}") from None
@@ -131,6 +139,17 @@ class ImageLoader:
         if self.skipped:
             log.warning("skipped %d unreadable images of %d (first: %s)",
                         len(self.skipped), len(self.dataset), self.skipped[0])
+
+
+def _source_bytes(source: ImageSource) -> bytes:
+    """The encoded image of a source; a vanished or damaged container is a `DatasetError` naming it."""
+    try:
+        return source.read_bytes()
+    except DatasetError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise DatasetError(f"image {source} cannot be read ({type(exc).__name__}: {exc}); "
+                           f"restore its file, {SKIP_HINT}") from None
 
 
 def _decoded_only(img: Image.Image) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Dataset registry: `load_dataset(name, root=...)` for every dataset vlprompt knows.
 
 Plain names (`eurosat`) map to a loader taking the data root; prefixed names
-(`folder:<path>`, `csv:<path>`, `synthetic:<task>`) map to a family loader taking the
+(`folder:<path>`, `csv:<path>`, `hfds:<dir|id>`, `wds:<dir>`, `synthetic:<task>`) map to a family loader taking the
 part after the colon. Both are `utils.registry.Registry`s: registering a name twice is an
 error, and an unknown name or prefix is one line naming the closest known one.
 """
@@ -42,7 +42,8 @@ class FamilyEntry:
     status: Callable[[str, Path | None], str] | None = None
 
 
-LIST_HINT = "(see `vlprompt list datasets`; custom data: folder:<dir> or csv:<file>)"
+LIST_HINT = ("(see `vlprompt list datasets`; custom data: folder:<dir>, csv:<file>, hfds:<dir|hub id>, "
+             "wds:<dir>)")
 #: Plain names (`eurosat`), looked up case-insensitively.
 _DATASETS: Registry[DatasetEntry] = Registry("dataset", LIST_HINT, error=DatasetError, normalize=str.lower)
 #: Family prefixes, registered with their colon (`folder:`), so errors show them as typed.
@@ -100,6 +101,8 @@ def _ensure_loaded() -> None:
     from . import (
         custom,  # noqa: F401
         datasets,  # noqa: F401
+        hfds,  # noqa: F401
+        wds,  # noqa: F401
     )
     from .synthetic import suite  # noqa: F401
 

@@ -6,11 +6,28 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
+class ImageSource:
+    """An image that is not a file of its own: a member of a tar shard, a row of an Arrow table.
+
+    Items hold one in place of a path, so nothing is read until a batch needs the image.
+    Subclasses are small frozen dataclasses (hashable, picklable for DataLoader workers) with
+    `str()` a stable identity (`<container>::<key>`: duplicate checks, few-shot manifests and
+    the feature cache key on it), `stamp()` what changes when the bytes may have changed
+    (the shard's size and mtime, a dataset fingerprint), and `read_bytes()` the encoded image.
+    """
+
+    def read_bytes(self) -> bytes:
+        raise NotImplementedError
+
+    def stamp(self) -> str:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class Item:
-    """One labelled image on disk."""
+    """One labelled image: a file on disk, or an `ImageSource` inside a larger file."""
 
-    path: Path
+    path: Path | ImageSource
     label: int
 
 

@@ -26,7 +26,7 @@ from safetensors import safe_open
 from tqdm import tqdm
 
 from ..backbones.base import VLBackbone
-from ..data.types import Item
+from ..data.types import ImageSource, Item
 from ..utils.io import atomic_write_bytes
 from ..utils.tensorfile import save_tensors as save_safetensors
 from .data import image_loader
@@ -42,12 +42,18 @@ def default_cache_dir() -> Path:
 
 
 def items_digest(items: Sequence[Item]) -> str:
-    """SHA-256 of every (path, label, size, mtime): a changed manifest or file changes it."""
+    """SHA-256 of every (path, label, size, mtime): a changed manifest or file changes it.
+
+    An `ImageSource` (a tar member, a table row) gives its own stamp: its shard's size and
+    mtime, or its dataset's fingerprint."""
     digest = hashlib.sha256()
     for item in items:
         try:
-            st = os.stat(item.path)
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+            if isinstance(item.path, ImageSource):
+                stamp = item.path.stamp()
+            else:
+                st = os.stat(item.path)
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except OSError:
             stamp = "missing"
         # surrogateescape: file names that are not valid UTF-8 (old archives) still hash

@@ -21,7 +21,7 @@ import numpy as np
 from ...utils.io import atomic_write_text
 from ..images import IMAGE_EXTENSIONS
 from ..registry import DatasetError, register_dataset
-from ..types import DatasetSplits, Item
+from ..types import DatasetSplits, ImageSource, Item
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,8 @@ def cut_per_class(files: Sequence[Sequence[Path]], fractions: Sequence[float] = 
         n_train, n_val = _counts(len(paths), fractions)
         for rank, idx in enumerate(order):
             split = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
-            out[split].append(Item(Path(paths[idx]), label))
+            path = paths[idx]  # a file, or an ImageSource (tar member, table row) kept as it is
+            out[split].append(Item(path if isinstance(path, ImageSource) else Path(path), label))
     return out
 
 
