@@ -39,7 +39,7 @@ def runtime_from_args(args: argparse.Namespace):
 
     return Runtime(device=getattr(args, "device", None) or "cpu", workers=getattr(args, "workers", None) or 0,
                    progress=not getattr(args, "quiet", False), cache_dir=getattr(args, "cache_dir", None),
-                   root=getattr(args, "root", None))
+                   root=getattr(args, "root", None), log=",".join(getattr(args, "log", None) or ()))
 
 
 def add_shared_runtime_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +51,9 @@ def add_shared_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--quiet", action="store_true", help=SHARED_HELP["--quiet"])
     if "--cache-dir" not in declared:
         parser.add_argument("--cache-dir", type=Path, default=None, help=SHARED_HELP["--cache-dir"])
+    if "--epochs" in declared and "--log" not in declared:  # the commands that train take --epochs
+        parser.add_argument("--log", action="append", default=[], metavar="tensorboard|wandb",
+                            help=SHARED_HELP["--log"])
 
 
 def add_skip_bad_images(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +77,9 @@ SHARED_HELP = {
     "--quiet": "no progress bars",
     "--cache-dir": "folder of the frozen image features reused across runs (default: $VLPROMPT_CACHE/features, else ~/.cache/vlprompt/features)",
     "--json": "print one JSON object on the last line",
+    "--log": "mirror each epoch's losses, learning rate, validation accuracy and time to tensorboard "
+             "(<run>/tb/, needs vlprompt[tb]) or wandb (offline unless WANDB_MODE says otherwise, needs "
+             "vlprompt[wandb]); repeatable or comma-separated; run.json stays the record",
     "--root": "the folder holding the benchmark datasets ($DATA)",
     "--dataset": "registered name (eurosat, synthetic:shapes, folder:<dir>, csv:<file>)",
     "--method": "a method of `vlprompt list methods` (coop, cocoop, prograd, ...)",

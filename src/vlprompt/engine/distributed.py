@@ -131,6 +131,9 @@ class DistributedTrainer(Trainer):
                 dist.broadcast(p.data, src=0)
                 p.register_hook(self._average)
 
+    def _logs_here(self) -> bool:
+        return self.rank == 0  # one set of curves per run, not one per process
+
     def distribute_evaluation(self):
         """Methods that prompt the image tower evaluate on images: each rank scores its share."""
         if self.size == 1 or self.use_features:

@@ -145,7 +145,7 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     cache = FeatureCache(rt.cache_dir, enabled=tcfg.cache_features) if rt.cache_dir else None
     claim_run_dir(out, force)
     trainer = Trainer(model, tcfg, seed=seed, out_dir=out, cache=cache, workers=rt.workers,
-                      flip=data.flip_ok, augment=data.augment_ok, progress=rt.progress, run_config=run_config)
+                      flip=data.flip_ok, augment=data.augment_ok, progress=rt.progress, run_config=run_config, loggers=rt.log)
     fit = trainer.fit(data.train, data.val, resume=resume)
     t_eval = time.perf_counter()
     metrics = trainer.evaluate(data.test, desc="test") if data.test else None

@@ -19,7 +19,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ from tqdm import tqdm
 from ..data.types import Item
 from ..errors import ConfigError, NumericalError
 from ..methods.base import Batch, Method
+from ..utils.runtime import check_loggers
 from .checkpoint import (
     config_hash,
     load_checkpoint,
@@ -40,6 +41,7 @@ from .checkpoint import (
 from .data import epoch_batches, epoch_generator, image_loader, mix_seed
 from .evaluation import Distribute, evaluate_method
 from .feature_cache import FeatureCache
+from .loggers import open_loggers
 from .options import TrainConfig
 from .schedule import build_optimizer, lr_at, set_lr
 
@@ -76,7 +78,8 @@ class Trainer:
 
     def __init__(self, method: Method, cfg: TrainConfig, *, seed: int, out_dir: str | Path | None = None,
                  cache: FeatureCache | None = None, workers: int = 0, flip: bool = True,
-                 augment: bool = True, progress: bool = True, run_config: dict | None = None):
+                 augment: bool = True, progress: bool = True, run_config: dict | None = None,
+                 loggers: Sequence[str] = (), on_epoch: Callable[[dict], None] | None = None):
         self.method = method
         self.cfg = cfg
         self.seed = seed
@@ -92,6 +95,8 @@ class Trainer:
         self.use_features = method.spec.frozen_image_features
         self.run_config = run_config or {}
         self.batch_fraction = 1.0
+        # Mirrors of the history (engine/loggers.py) and a caller's hook: each epoch's row as appended.
+        self.loggers, self.on_epoch, self._open = check_loggers(loggers), on_epoch, []
 
     # ------------------------------------------------------------------ features
     def train_features(self, items: Sequence[Item], epochs: int | None = None) -> torch.Tensor:
@@ -223,6 +228,7 @@ class Trainer:
             self._prepare_fit(train, feats, labels)
         result.seconds["features"] = time.perf_counter() - t0
         t_train = time.perf_counter()
+        self._open = open_loggers(self.loggers, self.out_dir, self.run_config) if self._logs_here() else []
         bar = tqdm(total=cfg.epochs, initial=start, desc=f"train {method.name}", disable=not self.progress,
                    file=sys.stderr, unit="epoch")
         for epoch in range(start, cfg.epochs):
@@ -237,12 +243,15 @@ class Trainer:
                     best = (metrics["top1"], method.learned_state())
                     result.selected_epoch = epoch
             result.history.append(record)
+            self._epoch_done(record)
             bar.update(1)
             bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['acc']:.3f}",
                             **({"val": f"{record['val_top1']:.3f}"} if "val_top1" in record else {}))
             if ckpt_dir is not None:
                 self._save_checkpoint(ckpt_dir, chash, identity, epoch, optimizer, scaler, result, best)
         bar.close()
+        for logger in self._open:
+            logger.close()
         if cfg.select == "val" and best is not None:
             method.load_learned({k: v.to(self.device) for k, v in best[1].items()})
         elif cfg.select == "last":
@@ -292,6 +301,17 @@ class Trainer:
         total = max(total, 1)
         return {"epoch": epoch, "lr": lr, "steps": steps, "loss": loss_sum / total, "acc": correct / total,
                 **{k: v / total for k, v in parts_sum.items()}, "seconds": time.perf_counter() - t0}
+
+    def _epoch_done(self, row: dict) -> None:
+        """Hand the epoch's history row to the loggers and the caller's hook (they only read it)."""
+        for logger in self._open:
+            logger.log(row)
+        if self.on_epoch is not None:
+            self.on_epoch(dict(row))
+
+    def _logs_here(self) -> bool:
+        """Whether this process writes the curves (one of several distributed ranks does)."""
+        return True
 
     @contextmanager
     def _epoch_rng(self, epoch: int) -> Iterator[None]:

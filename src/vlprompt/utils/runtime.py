@@ -34,15 +34,37 @@ class Runtime:
     progress: bool = True  # progress bars
     cache_dir: str | Path | None = None  # frozen image features are cached here (None: the default folder)
     root: str | Path | None = None  # the folder holding the benchmark datasets ($DATA)
+    log: tuple[str, ...] = ()  # training-curve mirrors of the run record: "tensorboard", "wandb"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", str(check_device(self.device)))  # "auto" -> what this machine has
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigError(f"workers must be a non-negative integer, got {self.workers!r}")
+        object.__setattr__(self, "log", check_loggers(self.log))
 
     def but(self, **changes) -> Runtime:
         """A copy with some settings changed (`runtime.but(progress=False)`)."""
         return replace(self, **changes)
+
+
+#: The training-curve loggers `Runtime.log` may name (`engine/loggers.py` writes them).
+LOGGERS = ("tensorboard", "wandb")
+
+
+def check_loggers(names) -> tuple[str, ...]:
+    """`names` (a sequence, or one comma-separated text) as a tuple of known loggers, each
+    once; an unknown one is a ConfigError naming it. Loggers mirror the run record, so
+    they belong here: they change where numbers go, never the numbers."""
+    if isinstance(names, str):
+        names = names.split(",")
+    try:
+        given = [str(n).strip().lower() for n in names]
+    except TypeError:
+        raise ConfigError(f"log must be a list of logger names ({', '.join(LOGGERS)}), got {names!r}") from None
+    bad = [n for n in given if n and n not in LOGGERS]
+    if bad:
+        raise ConfigError(f"unknown logger {bad[0]!r} in --log; use {' or '.join(LOGGERS)}")
+    return tuple(dict.fromkeys(n for n in given if n))
 
 
 def runtime_or_default(runtime: Runtime | None) -> Runtime:
