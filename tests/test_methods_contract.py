@@ -26,6 +26,8 @@ CASES = [
     ("upt", {}),
     ("variational", {"samples": 2}),
     ("maple", {}),
+    ("ivlp", {}),
+    ("promptsrc", {"templates": "select7"}),
     ("zs-lp", {}),
     ("clap", {}),
     ("lp++", {"iterations": 20}),
@@ -39,6 +41,8 @@ CASES = [
     ("upt", {"variant": "shared"}),
     ("upt", {"generator_type": "mlp"}),
     ("variational", {"samples": 2, "conditional": True}),
+    ("ivlp", {"text_depth": 1, "vision_depth": 0, "n_ctx_vision": 0}),
+    ("promptsrc", {"gpa": False}),
 ]
 
 

@@ -37,9 +37,14 @@ SELECT_TEMPLATES: tuple[str, ...] = (
     "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
 )
 
+#: The first 60 of the 80: the set PromptSRC averages its frozen text features over
+#: (PromptSRC repo trainers/imagenet_templates.py IMAGENET_TEMPLATES, the same 60 reordered).
+IMAGENET60_TEMPLATES: tuple[str, ...] = IMAGENET_TEMPLATES[:60]
+
 #: Named template sets for `--ensemble`; "dataset" means the dataset's own template(s).
 TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "imagenet80": IMAGENET_TEMPLATES,
+    "imagenet60": IMAGENET60_TEMPLATES,
     "select7": SELECT_TEMPLATES,
 }
 

@@ -234,6 +234,7 @@ class Trainer:
         for epoch in range(start, cfg.epochs):
             with self._epoch_rng(epoch):
                 record = self._epoch(epoch, train, feats, labels, optimizer, scaler)
+            method.end_epoch(epoch, cfg.epochs)  # before validation and the checkpoint (GPA)
             due = bool(cfg.eval_every) and (epoch + 1) % cfg.eval_every == 0
             selecting = cfg.select == "val" and (not cfg.eval_every or epoch == cfg.epochs - 1)
             if val and (due or selecting):

@@ -165,6 +165,14 @@ class Method(nn.Module):
         """Fill `.grad` of the trainable parameters; ProGrad overrides this to project."""
         scale(out.loss).backward()
 
+    def end_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the SGD loop after training epoch `epoch` (0-based) of `epochs`, before
+        that epoch's validation and checkpoint (PromptSRC aggregates its prompts here).
+
+        State kept across epochs must live in `self.learned` (as buffers) so that the
+        checkpoint carries it and a resumed run continues exactly; the default does nothing.
+        """
+
     def prepare_fit(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """Initialise from the support set before the first SGD step (a method that does not
         override this is not asked): the training image features (V, N, D), V views of N

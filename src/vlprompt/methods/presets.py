@@ -129,6 +129,7 @@ PROGRAD = "ProGrad (BeierZhu/Prompt-align) "
 VARIATIONAL = "Bayesian-Prompt-Learning (saic-fi) "
 MAPLE = "MaPLe repo (muzairkhattak/multimodal-prompt-learning) "
 UPT_CODE = "UPT code (yuhangzang, 2025 release) "
+PROMPTSRC = "PromptSRC repo (muzairkhattak/PromptSRC) "
 CLAP_REPO = "CLAP (jusiro/CLAP) "
 LPP_REPO = "LP++ (FereshteShakeri/FewShot-CLIP-Strong-Baseline) "
 CROSS_MODAL = "Cross-modal adaptation (linzhiqiu/cross_modal_adaptation) "
@@ -243,6 +244,26 @@ PRESETS: dict[str, tuple[Rule, ...]] = {
         Rule(MAPLE + "configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx_cross_datasets.yaml "
              "(depth 3, lr 0.0026, 2 epochs)",
              method={"depth": 3}, train={"lr": 0.0026, "epochs": 2}, protocols=TRANSFER),
+    ),
+    "ivlp": (
+        Rule(MAPLE + "configs/trainers/IVLP/vit_b16_c2_ep5_batch4_2+2ctx.yaml, the config of its "
+             "base-to-new and cross-dataset scripts (lr 0.0035, batch 4, 5 epochs)",
+             train={"lr": 0.0035, "batch_size": 4, "epochs": 5}),
+    ),
+    "promptsrc": (
+        Rule(PROMPTSRC + "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml (lr 0.0025, batch 4, "
+             "20 epochs)", train={"lr": 0.0025, "batch_size": 4, "epochs": 20}),
+        Rule(PROMPTSRC + "configs/trainers/PromptSRC/vit_b16_c2_ep50_batch4_4+4ctx_few_shot.yaml and "
+             "scripts/promptsrc/few_shot.sh (50 epochs, GPA mean 30, std 30)",
+             method={"gpa_mean": 30.0, "gpa_std": 30.0}, train={"epochs": 50}, protocols=("fewshot",)),
+        Rule(PROMPTSRC + "configs/trainers/PromptSRC/vit_b16_c2_ep50_batch4_4+4ctx_few_shot.yaml (GPA mean 45, "
+             "std 5 for StanfordCars, Flowers102, FGVCAircraft, DTD and EuroSAT)",
+             method={"gpa_mean": 45.0, "gpa_std": 5.0}, protocols=("fewshot",),
+             datasets=("stanford_cars", "oxford_flowers", "fgvc_aircraft", "dtd", "eurosat")),
+        Rule(PROMPTSRC + "configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets.yaml, named by "
+             "docs/TRAIN.md (depth 3, GPA mean 6, std 10, 20 epochs)",
+             method={"text_depth": 3, "vision_depth": 3, "gpa_mean": 6.0, "gpa_std": 10.0},
+             train={"epochs": 20}, protocols=TRANSFER),
     ),
     "variational": (
         Rule(VARIATIONAL + "configs/trainers/VPT/vit_b16_c4_ep10_batch1_ctxv1.yaml (batch 1, lr 0.002); "
