@@ -36,7 +36,7 @@ def test_train_takes_a_json_or_yaml_config_and_set_wins(capsys, model_configs, i
 
 
 @pytest.mark.parametrize("text, name, words", [
-    ("{\"optim\": {\"lr\": 1}}", "x.json", "must hold the sections method and/or train"),
+    ("{\"optim\": {\"lr\": 1}}", "x.json", "must hold the sections method, train and/or data"),
     ("{\"train\": {\"lr\": ", "x.json", "not valid JSON"),
     ("train: [1, 2", "x.yaml", "not valid YAML"),
     ("{\"train\": {\"nope\": 1}}", "x.json", "unknown option"),
@@ -68,8 +68,30 @@ def test_run_takes_a_config_for_every_run(capsys, model_configs, image_folder, t
     assert record["config"]["method_config"]["n_ctx"] == 2
 
 
+def test_a_config_file_holds_the_protocol_and_the_data_section(capsys, model_configs, image_folder, tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("protocol: base2new\ntrain:\n  epochs: 1\n  views: 1\ndata:\n  skip_bad_images: true\n")
+    code, (_, err) = _train(capsys, model_configs, image_folder, tmp_path / "a", "--config", path)
+    assert code == 0, err
+    config = json.loads((tmp_path / "a" / "run.json").read_text())["config"]
+    assert config["preset"]["protocol"] == "base2new" and config["data"] == {"strict_shots": False,
+                                                                            "skip_bad_images": True}
+    # the command line's flags apply on top of the file
+    code, (_, err) = _train(capsys, model_configs, image_folder, tmp_path / "b", "--config", path,
+                            "--protocol", "fewshot", "--strict-shots")
+    assert code == 0, err
+    config = json.loads((tmp_path / "b" / "run.json").read_text())["config"]
+    assert config["preset"]["protocol"] == "fewshot" and config["data"]["strict_shots"] is True
+    path.write_text("protocol: [base2new]\n")
+    code, (_, err) = _train(capsys, model_configs, image_folder, tmp_path / "c", "--config", path)
+    assert code == 2 and "protocol must be a name" in err
+    code, (_, err) = _train(capsys, model_configs, image_folder, tmp_path / "c", "--set", "data.nope=1")
+    assert code == 2 and "unknown option data.nope" in err
+
+
 def test_config_file_helpers():
-    assert config_to_overrides({"train": {"lr": 0.1, "augment": False}, "method": {"ctx_init": None}}) == \
+    assert config_to_overrides({"train": {"lr": 0.1, "augment": False}, "method": {"ctx_init": None},
+                                "protocol": "fewshot"}) == \
         ["train.lr=0.1", "train.augment=false", "method.ctx_init=none"]
     with pytest.raises(ConfigError, match="cannot read"):
         read_config_file("/nonexistent/config.json")

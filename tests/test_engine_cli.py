@@ -50,8 +50,8 @@ def test_train_json_and_saved_files(trained, image_folder, tmp_path):
     # the command's run is the library's run with the same options: the same test accuracy
     from vlprompt.api import train
 
-    same = train("coop", backbone, f"folder:{image_folder}", shots=2, seed=1, out=tmp_path / "api", epochs=2,
-                 overrides=["method.n_ctx=4", "train.batch_size=2", "train.views=2"], runtime=Runtime(progress=False))
+    same = train("coop", backbone, f"folder:{image_folder}", shots=2, seed=1, out=tmp_path / "api",
+                 overrides=["train.epochs=2", "method.n_ctx=4", "train.batch_size=2", "train.views=2"], runtime=Runtime(progress=False))
     assert result["top1"] == pytest.approx(same["top1"]) and result["n_test"] == same["n_test"]
     assert torch.equal(load_file(str(out / "weights.safetensors"))["ctx"],
                        load_file(same["weights"])["ctx"])  # the same training, step for step

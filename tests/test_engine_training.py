@@ -67,7 +67,7 @@ def test_image_path_with_augmentation_is_deterministic(tiny_vit, data):
 
 
 def test_resume_equals_uninterrupted_run(tiny_vit, image_folder, tmp_path, monkeypatch):
-    args = dict(shots=2, seed=1, epochs=4, overrides=["train.batch_size=2", "method.n_ctx=2", "train.views=2"], runtime=Runtime(progress=False))
+    args = dict(shots=2, seed=1, overrides=["train.epochs=4", "train.batch_size=2", "method.n_ctx=2", "train.views=2"], runtime=Runtime(progress=False))
     dataset = f"folder:{image_folder}"
     full = train("coop", tiny_vit, dataset, out=tmp_path / "full", **args)
 
@@ -188,15 +188,15 @@ def test_data_that_forbids_augmentation_trains_on_plain_images(tiny_vit, data, t
     suite = load_dataset("synthetic:counting")
     assert not suite.augment_ok and data.augment_ok
     assert TrainConfig().augment and TrainConfig().views > 1
-    run = train("coop", tiny_vit, suite, shots=1, seed=1, out=tmp_path / "run", epochs=1, runtime=Runtime(progress=False, cache_dir=tmp_path / "features"))
+    run = train("coop", tiny_vit, suite, shots=1, seed=1, out=tmp_path / "run", overrides=["train.epochs=1"], runtime=Runtime(progress=False, cache_dir=tmp_path / "features"))
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["augmentation"] == {"used": False, "flip": False, "dataset_allows": False}
     assert record["feature_cache"]["misses"] == 2  # one train view, the test split
     # the test accuracy from the cached features is the one from the images
     assert run["n_test"] == len(suite.test)
     assert evaluate_run(run["run_dir"], backbone=tiny_vit, runtime=Runtime(progress=False))["top1"] == pytest.approx(run["top1"])
-    folder = train("coop", tiny_vit, data, shots=1, seed=1, out=tmp_path / "folder", epochs=3,
-                   overrides=["train.views=3"], runtime=Runtime(progress=False, cache_dir=tmp_path / "features"))
+    folder = train("coop", tiny_vit, data, shots=1, seed=1, out=tmp_path / "folder",
+                   overrides=["train.epochs=3", "train.views=3"], runtime=Runtime(progress=False, cache_dir=tmp_path / "features"))
     record = json.loads((tmp_path / "folder" / "run.json").read_text())
     assert record["augmentation"]["used"] and record["feature_cache"]["misses"] == 3 + 1
     assert evaluate_run(folder["run_dir"], backbone=tiny_vit, runtime=Runtime(progress=False))["top1"] == pytest.approx(folder["top1"])

@@ -110,3 +110,23 @@ def test_import_and_every_help_load_no_torch():
     n_helps, heavy = first.split()
     assert int(n_helps) >= 15 and heavy == "-"
     assert second == "True"
+
+
+#: "About eight": the most parameters a public function or method of the package may take
+#: (docs/architecture.md). What belongs together travels as one value (a config, a Grid, a
+#: Runtime) instead of one parameter per flag.
+MAX_PARAMETERS = 10
+
+
+def test_public_functions_take_few_parameters():
+    wide = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name.startswith("_"):
+                continue
+            args = node.args
+            names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+            count = len(names) - (names[:1] in (["self"], ["cls"]))
+            if count > MAX_PARAMETERS:
+                wide.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({count})")
+    assert not wide, "public functions over the parameter limit: " + "; ".join(wide)

@@ -199,8 +199,9 @@ def test_training_beats_the_start(case, tasks, tiny, tmp_path):
     untrained = untrained_accuracy(case, task, tiny)
     start = max(task.zero_shot, untrained)
     run = train(case.method, tiny, task.data, shots=SHOTS, seed=SEED, out=tmp_path / "run",
-                epochs=case.epochs,
-                runtime=Runtime(progress=False, cache_dir=task.cache_dir), config={"method": case.config, "train": case.train or None})
+                runtime=Runtime(progress=False, cache_dir=task.cache_dir),
+                config={"method": case.config,
+                        "train": {**(case.train or {}), **({"epochs": case.epochs} if case.epochs else {})}})
     summary = (f"{case.id}: zero-shot {task.zero_shot:.4f}, untrained {untrained:.4f}, "
                f"trained {run['top1']:.4f}, gain {run['top1'] - start:+.4f}")
     print(summary)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from protocol_support import fixed_backbone
-from vlprompt.api import demo
+from vlprompt.api import StudyGrid, demo
 from vlprompt.cli.main import main
 from vlprompt.utils.runtime import Runtime
 
@@ -28,8 +28,9 @@ def test_demo_end_to_end_and_rerun(tmp_path, model_configs, capsys):
                     "Feature projections"):
         assert section in page
     assert (tmp_path / "demo" / "report" / "plots" / "projection_0.svg").exists()
-    again = demo(tmp_path / "demo", backbone=spec, datasets=["synthetic:counting"], methods=["zeroshot", "coop"],
-                 shots=[1], b2n_shots=[1], seeds=[1, 2], epochs=1, analyses=False, plots=False,
+    grid = StudyGrid(backbone=spec, datasets=["synthetic:counting"], methods=["zeroshot", "coop"],
+                     shots=[1], b2n_shots=[1], seeds=[1, 2], epochs=1)
+    again = demo(tmp_path / "demo", grid, analyses=False, plots=False,
                  echo=lambda _: None, runtime=Runtime(progress=False))
     assert again["runs"] == {"fewshot": {"ran": 0, "skipped": 4}, "base2new": {"ran": 0, "skipped": 4}}
 

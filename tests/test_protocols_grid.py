@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from protocol_support import fixed_backbone
-from vlprompt.api import report, run_protocol
+from vlprompt.api import Grid, report, run_protocol
 from vlprompt.backbones import load_backbone
 from vlprompt.cli.main import main
 from vlprompt.protocols import GridOptions, get_protocol
@@ -81,8 +81,9 @@ def test_killed_grid_resumes_without_duplicates_or_losses(tmp_path, backbone_spe
     _, err = proc.communicate(timeout=60)
     stored = _count(db)
     assert 2 <= stored < 9, f"kill did not land mid-grid ({stored} records): {err[-2000:]}"
-    result = run_protocol("fewshot", methods=["zeroshot", "coop"], backbone=backbone_spec, datasets=[DATA],
-                          shots=[1, 2], seeds=[1, 2, 3], epochs=3, db=db, runtime=Runtime(progress=False))
+    grid = Grid(methods=["zeroshot", "coop"], backbone=backbone_spec, datasets=[DATA], shots=[1, 2], seeds=[1, 2, 3],
+                epochs=3)
+    result = run_protocol("fewshot", grid, db=db, runtime=Runtime(progress=False))
     assert result["planned"] == 9 and result["skipped"] == stored and result["ran"] == 9 - stored
     assert not result["failed"]
     with ResultStore(db) as store:
@@ -92,8 +93,7 @@ def test_killed_grid_resumes_without_duplicates_or_losses(tmp_path, backbone_spe
         epochs=[3]))
     expected = {h for _, _, h in plan(specs, load_backbone(backbone_spec))}
     assert len(rows) == 9 and {r["run_hash"] for r in rows} == expected
-    again = run_protocol("fewshot", methods=["zeroshot", "coop"], backbone=backbone_spec, datasets=[DATA],
-                         shots=[1, 2], seeds=[1, 2, 3], epochs=3, db=db, runtime=Runtime(progress=False))
+    again = run_protocol("fewshot", grid, db=db, runtime=Runtime(progress=False))
     assert again["ran"] == 0 and again["skipped"] == 9
     rec = rows[-1]
     assert rec["config"]["train"]["epochs"] == 3 and rec["versions"]["torch"] and rec["backbone_checksum"]
@@ -101,9 +101,9 @@ def test_killed_grid_resumes_without_duplicates_or_losses(tmp_path, backbone_spe
 
 
 def test_shards_merge_in_the_report(tmp_path, backbone_spec):
-    common = dict(methods=["zeroshot", "coop"], backbone=backbone_spec, datasets=[DATA], shots=[1], seeds=[1, 2],
-                  epochs=1, runtime=Runtime(progress=False))
-    results = [run_protocol("base2new", db=tmp_path / f"s{i}.db", shard=f"{i}/2", **common) for i in range(2)]
+    grid = Grid(methods=["zeroshot", "coop"], backbone=backbone_spec, datasets=[DATA], shots=[1], seeds=[1, 2], epochs=1)
+    results = [run_protocol("base2new", grid, db=tmp_path / f"s{i}.db", shard=f"{i}/2", runtime=Runtime(progress=False))
+               for i in range(2)]
     assert [r["planned"] for r in results] == [2, 2] and all(not r["failed"] for r in results)
     merged = load_records([tmp_path / "s0.db", tmp_path / "s1.db"])
     assert len(merged) == 8  # 4 runs x (base, new)
@@ -115,16 +115,17 @@ def test_shards_merge_in_the_report(tmp_path, backbone_spec):
 
 
 def test_transfer_targets_and_class_changes(tmp_path, backbone_spec):
-    result = run_protocol("domain-generalization", methods=["zeroshot", "coop", "linear-probe"],
-                          backbone=backbone_spec, datasets=["synthetic:shapes"], targets=["synthetic:shapes_noise"],
-                          shots=[1], seeds=[1], epochs=1, db=tmp_path / "dg.db",
-                          overrides=["linear-probe:method.max_iter=20", "linear-probe:method.search_steps=1"], runtime=Runtime(progress=False))
+    grid = Grid(methods=["zeroshot", "coop", "linear-probe"], backbone=backbone_spec, datasets=["synthetic:shapes"],
+                targets=["synthetic:shapes_noise"], shots=[1], seeds=[1], epochs=1,
+                overrides=["linear-probe:method.max_iter=20", "linear-probe:method.search_steps=1"])
+    result = run_protocol("domain-generalization", grid, db=tmp_path / "dg.db", runtime=Runtime(progress=False))
     assert not result["failed"] and result["ran"] == 3
     rows = load_records([tmp_path / "dg.db"])
     assert {(r["method"], r["target"]) for r in rows} == {
         (m, t) for m in ("zeroshot", "coop", "linear-probe") for t in ("synthetic:shapes", "synthetic:shapes_noise")}
-    b2n = run_protocol("base2new", methods=["linear-probe"], backbone=backbone_spec, datasets=[DATA], shots=[1],
-                       seeds=[1], db=tmp_path / "b.db", overrides=["method.max_iter=20"], runtime=Runtime(progress=False))
+    b2n = run_protocol("base2new", Grid(methods=["linear-probe"], backbone=backbone_spec, datasets=[DATA], shots=[1],
+                                        seeds=[1], overrides=["method.max_iter=20"]),
+                       db=tmp_path / "b.db", runtime=Runtime(progress=False))
     assert not b2n["failed"]
     # the linear probe cannot move to the new classes: only its base record exists
     assert [r["target"] for r in load_records([tmp_path / "b.db"])] == ["base"]

@@ -117,8 +117,8 @@ def _killed_at_rename(n: int, when: str, job) -> bool:
 
 @pytest.mark.slow
 def test_sigkill_at_every_write_point_resumes_bitwise(tmp_path, tiny_vit, image_folder, monkeypatch):
-    args = dict(shots=2, seed=1, epochs=2,
-                overrides=["train.batch_size=2", "method.n_ctx=2", "train.views=1"], runtime=Runtime(progress=False))
+    args = dict(shots=2, seed=1,
+                overrides=["train.epochs=2", "train.batch_size=2", "method.n_ctx=2", "train.views=1"], runtime=Runtime(progress=False))
     dataset = f"folder:{image_folder}"
     monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache-ref"))
     train("coop", tiny_vit, dataset, out=tmp_path / "ref", **args)
@@ -146,7 +146,7 @@ def test_sigkill_at_every_write_point_resumes_bitwise(tmp_path, tiny_vit, image_
 
 def test_damaged_or_foreign_checkpoint_is_refused_by_name(tmp_path, tiny_vit, image_folder, monkeypatch):
     monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
-    args = dict(shots=1, seed=1, epochs=1, overrides=["method.n_ctx=2", "train.views=1"], runtime=Runtime(progress=False))
+    args = dict(shots=1, seed=1, overrides=["train.epochs=1", "method.n_ctx=2", "train.views=1"], runtime=Runtime(progress=False))
     dataset = f"folder:{image_folder}"
     run = tmp_path / "run"
     train("coop", tiny_vit, dataset, out=run, **args)
@@ -167,7 +167,7 @@ def test_resume_is_exact_for_methods_that_draw_random_numbers(tmp_path, tiny_vit
     from vlprompt.engine.trainer import Trainer
 
     monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
-    args = dict(shots=2, seed=1, epochs=3, overrides=["train.batch_size=2", "train.views=1"], runtime=Runtime(progress=False))
+    args = dict(shots=2, seed=1, overrides=["train.epochs=3", "train.batch_size=2", "train.views=1"], runtime=Runtime(progress=False))
     dataset = f"folder:{image_folder}"
     torch.manual_seed(123)  # whatever ran before must not matter
     train(method, tiny_vit, dataset, out=tmp_path / "full", **args)

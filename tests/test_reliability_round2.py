@@ -545,7 +545,7 @@ def test_class6_report_tables_scroll_and_figure_titles_are_not_repeated(capsys, 
 
 
 def test_class4_the_python_api_refuses_a_folder_with_the_users_files(backbone, images, tmp_path):
-    from vlprompt.api import train
+    from vlprompt.api import claim_run_dir, train
     from vlprompt.utils.io import ForeignFolderError
 
     out = tmp_path / "mine"
@@ -555,5 +555,6 @@ def test_class4_the_python_api_refuses_a_folder_with_the_users_files(backbone, i
     with pytest.raises(ForeignFolderError, match="config.json"):
         train("coop", backbone, f"folder:{images}", **kw)
     assert json.loads((out / "config.json").read_text()) == {"mine": True}
-    train("coop", backbone, f"folder:{images}", force=True, **kw)
+    claim_run_dir(out, force=True)  # what --force does before training
+    train("coop", backbone, f"folder:{images}", **kw)
     assert (out / ".vlprompt").is_file()

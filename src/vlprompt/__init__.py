@@ -16,7 +16,7 @@ from .version import __version__
 _LAZY = {name: "vlprompt.api" for name in (
     "create_method", "evaluate_run", "export_classifier", "fit", "list_methods", "load_backbone",
     "load_dataset", "load_method", "predict", "sample_fewshot", "train", "zeroshot_classifier",
-    "zeroshot_evaluate", "Runtime")}
+    "zeroshot_evaluate", "Runtime", "Grid", "run_protocol", "claim_run_dir")}
 
 
 def __getattr__(name: str) -> Any:

@@ -16,21 +16,22 @@ from .data.types import DatasetSplits
 from .engine.evaluation import evaluate
 from .engine.inference import export_classifier, nearest_words, predict
 from .engine.inference import load_for_use as load_method
-from .engine.runner import evaluate_run, screen_images, train
+from .engine.runner import claim_run_dir, evaluate_run, screen_images, train
 from .errors import ConfigError, VLPromptWarning
 from .methods.registry import create_method, list_methods
 from .methods.zeroshot import ZeroShotClassifier, zeroshot_classifier
-from .protocols.execute import run_protocol
+from .protocols.execute import Grid, run_protocol
 from .studies.analyses import analyze_projection, analyze_variance, analyze_words
+from .studies.demo import StudyGrid
 from .studies.demo import run_demo as demo
 from .studies.replicate import run_replicate as replicate
 from .studies.report import report
 from .utils.runtime import Runtime, runtime_or_default
 
 __all__ = ["load_backbone", "load_dataset", "sample_fewshot", "zeroshot_classifier", "zeroshot_evaluate",
-           "create_method", "list_methods", "train", "fit", "evaluate_run", "load_method", "predict",
+           "create_method", "list_methods", "train", "fit", "claim_run_dir", "evaluate_run", "load_method", "predict",
            "export_classifier", "nearest_words", "run_protocol", "report", "merge_results", "export_results", "demo",
-           "analyze_variance", "analyze_words", "analyze_projection", "replicate", "Runtime"]
+           "analyze_variance", "analyze_words", "analyze_projection", "replicate", "Runtime", "Grid", "StudyGrid"]
 
 #: `fit` is `train` under the name the design notes use.
 fit = train

@@ -222,12 +222,15 @@ def describe(cls: type) -> list[str]:
     return lines
 
 
-CONFIG_SECTIONS = ("method", "train")
+CONFIG_SECTIONS = ("method", "train", "data")
+#: Keys of a run config that hold one choice rather than a section of options.
+CONFIG_CHOICES = ("protocol",)
 
 
 def read_config_file(path: str | Path) -> dict:
-    """A `--config` file: JSON, or YAML for `.yaml`/`.yml`, holding the sections `method` and
-    `train` with the option names `--set` takes, e.g. `{"train": {"lr": 0.01}}`."""
+    """A `--config` file: JSON, or YAML for `.yaml`/`.yml`, holding the sections `method`,
+    `train` and `data` with the option names `--set` takes, e.g. `{"train": {"lr": 0.01}}`,
+    and optionally `protocol` (whose reference preset to start from)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -252,24 +255,35 @@ def read_config_file(path: str | Path) -> dict:
     return check_sections(data, f"--config {path}")
 
 
-def check_sections(data: Any, where: str = "config") -> dict[str, dict]:
-    """A run's option values by section, `{"method": {...}, "train": {...}}` (what a `--config`
-    file and the API's `config=` hold), checked: other sections or values are ConfigErrors."""
+def check_sections(data: Any, where: str = "config") -> dict[str, Any]:
+    """A run's option values by section, `{"method": {...}, "train": {...}, "data": {...}}`,
+    plus an optional `"protocol": "base2new"` (what a `--config` file and the API's `config=`
+    hold), checked: other keys or values are ConfigErrors."""
     data = data or {}
-    if not isinstance(data, dict) or set(data) - set(CONFIG_SECTIONS):
+    allowed = set(CONFIG_SECTIONS) | set(CONFIG_CHOICES)
+    if not isinstance(data, dict) or set(data) - allowed:
         keys = sorted(map(str, data)) if isinstance(data, dict) else [type(data).__name__]
-        raise ConfigError(f"{where} must hold the sections method and/or train (the keys of "
-                          f"--set), found {', '.join(keys)}")
-    for section, values in data.items():
+        raise ConfigError(f"{where} must hold the sections method, train and/or data (the keys of "
+                          f"--set) and optionally protocol, found {', '.join(keys)}")
+    out: dict[str, Any] = {}
+    for key, values in data.items():
+        if key in CONFIG_CHOICES:
+            if not isinstance(values, str):
+                raise ConfigError(f"{where}: {key} must be a name, got {values!r}")
+            out[key] = values
+            continue
         if not isinstance(values or {}, dict):
-            raise ConfigError(f"{where}: section {section} must map option names to values")
-    return {section: dict(values or {}) for section, values in data.items()}
+            raise ConfigError(f"{where}: section {key} must map option names to values")
+        out[key] = dict(values or {})
+    return out
 
 
 def config_to_overrides(config: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The `--set` texts of a config mapping (lists as JSON), for commands that take texts."""
     out = []
     for section, values in config.items():
+        if section in CONFIG_CHOICES:
+            continue
         for key, value in values.items():
             text = json.dumps(value) if isinstance(value, list | dict) else \
                 "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)

@@ -39,13 +39,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import demo
+    from ..api import StudyGrid, demo
 
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")
-    result = demo(args.out, backbone=args.backbone, datasets=names(args.datasets), methods=names(args.methods),
-                  shots=ints(args.shots, "--shots"), b2n_shots=ints(args.b2n_shots, "--b2n-shots"),
-                  seeds=ints(args.seeds, "--seeds"), epochs=args.epochs, analyses=not args.no_analyses,
+    grid = StudyGrid(backbone=args.backbone, datasets=names(args.datasets), methods=names(args.methods),
+                     shots=ints(args.shots, "--shots"), b2n_shots=ints(args.b2n_shots, "--b2n-shots"),
+                     seeds=ints(args.seeds, "--seeds"), epochs=args.epochs)
+    result = demo(args.out, grid, analyses=not args.no_analyses,
                   plots=not args.no_plots, runtime=runtime_from_args(args),
                   threads=None)  # --threads is applied by main (common.prepare_runtime)
     emit(result, args.json, [])

@@ -32,12 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import replicate
+    from ..api import StudyGrid, replicate
 
-    result = replicate(args.out, backbone=args.backbone, datasets=names(args.datasets), preset=args.preset,
-                       shots=ints(args.shots, "--shots"), b2n_shots=ints(args.b2n_shots, "--b2n-shots"),
-                       seeds=ints(args.seeds, "--seeds"), epochs=args.epochs, plots=not args.no_plots,
-                       runtime=runtime_from_args(args))
+    grid = StudyGrid(backbone=args.backbone, datasets=names(args.datasets), shots=ints(args.shots, "--shots"),
+                     b2n_shots=ints(args.b2n_shots, "--b2n-shots"), seeds=ints(args.seeds, "--seeds"),
+                     epochs=args.epochs)
+    result = replicate(args.out, grid, preset=args.preset, plots=not args.no_plots, runtime=runtime_from_args(args))
     lines = [f"[{c['status']}] {c['paper']}: {c['statement']} — {c['numbers']}" for c in result["claims"]]
     lines += [f"failed: {f['run']}: {f['error']}" for f in result["failed"]]
     lines.append(f"report: {result['report']}")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..config import config_to_overrides, read_config_file
+from ..errors import ConfigError
 from ..protocols import PROTOCOLS
 from ..protocols.presets import DEFAULT_SHOTS, preset_names
 from .common import emit, runtime_from_args
@@ -39,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--root", type=Path, help="the folder holding the benchmark datasets ($DATA)")
         q.add_argument("--config", type=Path, metavar="FILE",
                        help="JSON or YAML file of option values for every run, by section (method, "
-                            "train; the keys of --set); --set applies on top")
+                            "train, data; the keys of --set); --set applies on top")
         q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override an option of every run, e.g. train.lr=0.01, or of one method: "
                             "linear-probe:method.max_iter=200 (repeatable)")
@@ -51,15 +52,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import run_protocol
+    from ..api import Grid, run_protocol
 
-    result = run_protocol(
-        args.protocol, methods=names(args.methods), backbone=args.backbone, datasets=names(args.datasets),
-        shots=ints(args.shots, "--shots"), seeds=ints(args.seeds, "--seeds"),
-        epochs=ints(args.epochs, "--epochs"), targets=names(getattr(args, "targets", None)),
-        db=args.db, preset=args.preset, shard=args.shard, out=args.out,
-        overrides=(config_to_overrides(read_config_file(args.config)) if args.config else []) + args.overrides,
-        dry_run=args.dry_run, runtime=runtime_from_args(args))
+    config = read_config_file(args.config) if args.config else {}
+    if config.get("protocol", args.protocol) != args.protocol:
+        raise ConfigError(f"--config {args.config} is for protocol {config['protocol']}, not {args.protocol}")
+    grid = Grid(methods=names(args.methods), backbone=args.backbone, datasets=names(args.datasets),
+                shots=ints(args.shots, "--shots"), seeds=ints(args.seeds, "--seeds"),
+                epochs=ints(args.epochs, "--epochs"), targets=names(getattr(args, "targets", None)),
+                overrides=config_to_overrides(config) + args.overrides)
+    result = run_protocol(args.protocol, grid, db=args.db, preset=args.preset, shard=args.shard, out=args.out,
+                          dry_run=args.dry_run, runtime=runtime_from_args(args))
     if args.dry_run:
         emit(result, args.json, [*result["runs"], f"{result['planned']} runs planned"])
         return 0

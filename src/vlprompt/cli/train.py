@@ -35,9 +35,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1, help="few-shot subset and training seed")
     p.add_argument("--out", type=Path, required=True, help="run folder (weights, config, run record)")
     p.add_argument("--epochs", type=int, help="override the preset's epoch count")
-    p.add_argument("--protocol", default=DEFAULT_PROTOCOL, choices=PROTOCOLS,
-                   help="whose reference settings the preset takes (default fewshot; `vlprompt list "
-                        "methods --options` shows each method's table)")
+    p.add_argument("--protocol", choices=PROTOCOLS,
+                   help=f"whose reference settings the preset takes (default: the --config file's "
+                        f"protocol, else {DEFAULT_PROTOCOL}; `vlprompt list methods --options` shows "
+                        "each method's table)")
     p.add_argument("--strict-shots", action="store_true",
                    help="fail when a class has fewer training images than --shots (default: take all, warn)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
@@ -45,7 +46,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="write into --out even if it holds files vlprompt did not write (they may be replaced)")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="JSON or YAML file of option values by section, e.g. {\"train\": {\"lr\": 0.01}} "
-                        "(the keys of --set); --epochs and --set apply on top")
+                        "(the keys of --set), and optionally protocol; the other options apply on top")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an option, e.g. method.n_ctx=4 or train.lr=0.01 (repeatable)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:1, mps")
@@ -56,13 +57,18 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def train_options(args: argparse.Namespace) -> dict:
-    """`runner.train`'s keyword options from the parsed `add_train_arguments`."""
+    """`runner.train`'s keyword options from the parsed `add_train_arguments`: the config file,
+    then `--protocol`, `--strict-shots`, `--skip-bad-images` and `--epochs` on top of it, then
+    `--set`."""
     if args.epochs is not None and args.epochs < 1:
         raise ConfigError("--epochs must be at least 1")
-    return dict(shots=args.shots, seed=args.seed, out=args.out, protocol=args.protocol, epochs=args.epochs,
-                resume=args.resume, config=read_config_file(args.config) if args.config else None,
-                overrides=args.overrides, strict_shots=args.strict_shots,
-                skip_bad_images=args.skip_bad_images, force=args.force, runtime=runtime_from_args(args))
+    config = read_config_file(args.config) if args.config else {}
+    if args.protocol is not None:
+        config["protocol"] = args.protocol
+    flags = [f"data.{name}=true" for name in ("strict_shots", "skip_bad_images") if getattr(args, name)]
+    epochs = [f"train.epochs={args.epochs}"] if args.epochs is not None else []
+    return dict(shots=args.shots, seed=args.seed, out=args.out, resume=args.resume, config=config,
+                overrides=[*flags, *epochs, *args.overrides], runtime=runtime_from_args(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -61,3 +61,14 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be positive")
         if self.warmup_epochs < 0 or self.grad_clip < 0 or self.eval_every < 0 or self.weight_decay < 0:
             raise ConfigError("train.warmup_epochs, grad_clip, eval_every, weight_decay must be >= 0")
+
+
+@dataclass
+class DataConfig:
+    """How the run's data is taken (the `data` section of a run's config: `--set data.key=value`,
+    a `--config` file's `data:`, or the API's `config={"data": {...}}`)."""
+
+    strict_shots: bool = option(False, "fail when a class has fewer training images than the shots "
+                                       "asked for (default: take all it has, and warn)")
+    skip_bad_images: bool = option(False, "leave out unreadable images, with a warning and a list in "
+                                          "the run record (default: stop at the first one)")

@@ -1,9 +1,10 @@
 """A whole run: config resolution, few-shot data, training, test evaluation, saving.
 
 The configuration is resolved in one order, recorded in full in `run.json`:
-the `Config`/`TrainConfig` defaults <- the method's preset for (protocol, dataset, shots)
-(`methods/presets.py`) <- explicit dicts <- `--epochs` <- `--set section.key=value`. The test split is only touched once, after
-training; model selection uses the few-shot validation split.
+the `Config`/`TrainConfig`/`DataConfig` defaults <- the method's preset for (protocol, dataset,
+shots) (`methods/presets.py`) <- explicit dicts (`--config`) <- `--set section.key=value` (the
+CLI's `--epochs` is `--set train.epochs=N` put before the others). The test split is only
+touched once, after training; model selection uses the few-shot validation split.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ..utils.runtime import Runtime, runtime_or_default
 from .checkpoint import STATE
 from .data import mix_seed
 from .feature_cache import FeatureCache
-from .options import TrainConfig
+from .options import DataConfig, TrainConfig
 from .runs import CONFIG, RECORD, WEIGHTS, environment, load_method, read_method_config, save_method
 from .trainer import Trainer
 
@@ -67,7 +68,8 @@ def resolve_run_config(method: str, shots: int, *, protocol: str = DEFAULT_PROTO
     sets = parse_overrides(overrides)
     unknown = sorted(set(sets) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"--set: unknown section(s) {', '.join(unknown)}; use method.<key> or train.<key>")
+        raise ConfigError(f"--set: unknown section(s) {', '.join(unknown)}; use method.<key>, train.<key> "
+                          "or data.<key>")
     preset = resolve_preset(cls, protocol=protocol, dataset=dataset, shots=shots)
     mcfg = from_dict(cls.Config, {**preset.method, **(method_config or {})}, where="method")
     mcfg = apply_text_overrides(mcfg, sets.get("method", {}), "method")
@@ -93,18 +95,24 @@ def _backbone(backbone: str | VLBackbone, device: str) -> VLBackbone:
     return load_backbone(backbone, device=device) if isinstance(backbone, str) else backbone
 
 
+def resolve_data_config(data_config: dict | None, overrides: Sequence[str] = ()) -> DataConfig:
+    """The run's `data` section: defaults <- explicit dict <- `--set data.key=value`."""
+    dcfg = from_dict(DataConfig, data_config or {}, where="data")
+    return apply_text_overrides(dcfg, parse_overrides(overrides).get("data", {}), "data")
+
+
 def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits, *, shots: int,
-          seed: int = 1, out: str | Path, config: dict | None = None, overrides: Sequence[str] = (),
-          epochs: int | None = None, protocol: str = DEFAULT_PROTOCOL, resume: bool = False,
-          force: bool = False, strict_shots: bool = False, skip_bad_images: bool = False,
-          runtime: Runtime | None = None) -> dict:
+          out: str | Path, seed: int = 1, config: dict | None = None, overrides: Sequence[str] = (),
+          resume: bool = False, runtime: Runtime | None = None) -> dict:
     """Train `method` on a K-shot subset, evaluate on the test split, save into `out`.
 
-    `config` holds option values by section, `{"method": {...}, "train": {...}}` (what a
-    `--config` file holds); `overrides` are `--set` texts. `protocol` picks the reference's
-    preset for that protocol (`methods/presets.py`). `out` must be new, empty or a folder
-    vlprompt wrote (it holds the marker file) unless `force`. `runtime`: device, workers,
-    progress bars, feature-cache folder and data root.
+    `config` is what a `--config` file holds: option values by section, `{"method": {...},
+    "train": {...}, "data": {...}}`, and `"protocol"`, whose reference preset the run starts
+    from (`methods/presets.py`; default fewshot). `overrides` are `--set` texts
+    (`"train.epochs=5"`), applied last. `resume` continues from the folder's last checkpoint.
+    `out` must be new, empty or a folder vlprompt wrote (it holds the marker file); to write
+    into another folder, claim it first with `claim_run_dir(out, force=True)` (`--force`).
+    `runtime`: device, workers, progress bars, feature-cache folder and data root.
 
     Returns the run record's summary: `top1` (test accuracy, a fraction), `run_dir`, ...
     """
@@ -114,10 +122,11 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     cls = get_method_class(method)
     dataset_name = dataset if isinstance(dataset, str) else dataset.name
     sections = check_sections(config)
-    method_config, train_config = sections.get("method"), sections.get("train")
+    protocol = sections.get("protocol", DEFAULT_PROTOCOL)
+    dcfg = resolve_data_config(sections.get("data"), overrides)
     mcfg, tcfg, preset = resolve_run_config(method, shots, protocol=protocol, dataset=dataset_name,
-                                            method_config=method_config, train_config=train_config,
-                                            epochs=epochs, overrides=overrides)
+                                            method_config=sections.get("method"),
+                                            train_config=sections.get("train"), overrides=overrides)
     data = _dataset(dataset, rt.root)
     one_class = one_class_message(data)
     if one_class and cls.SPEC.fit != "none":
@@ -127,8 +136,8 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     if cls.SPEC.fit != "none" or shots:
         if not isinstance(shots, int) or shots < 1:
             raise ConfigError(f"--shots must be a positive integer, got {shots!r}")
-        data = sample_fewshot(data, shots, seed, strict=strict_shots)
-    data, skipped = screen_images(data, skip_bad_images, rt.workers)
+        data = sample_fewshot(data, shots, seed, strict=dcfg.strict_shots)
+    data, skipped = screen_images(data, dcfg.skip_bad_images, rt.workers)
     data_warnings = ([one_class] if one_class else []) + class_problems(
         data, ("train", "test") if cls.SPEC.fit != "none" else ("test",))
     bb = _backbone(backbone, rt.device)
@@ -141,9 +150,9 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
                           generator=generator)
     run_config = {"method": method, "method_config": to_dict(mcfg), "train": to_dict(tcfg),
                   "seed": seed, "shots": shots, "dataset": data.name, "backbone": bb.spec,
-                  "backbone_checksum": bb.checksum(), "preset": preset.record()}
+                  "backbone_checksum": bb.checksum(), "preset": preset.record(), "data": to_dict(dcfg)}
     cache = FeatureCache(rt.cache_dir, enabled=tcfg.cache_features) if rt.cache_dir else None
-    claim_run_dir(out, force)
+    claim_run_dir(out)
     trainer = Trainer(model, tcfg, seed=seed, out_dir=out, cache=cache, workers=rt.workers,
                       flip=data.flip_ok, augment=data.augment_ok, progress=rt.progress, run_config=run_config, loggers=rt.log)
     fit = trainer.fit(data.train, data.val, resume=resume)
@@ -160,7 +169,8 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
         "metrics": {"test": metrics}, "history": fit.history, "selected_epoch": fit.selected_epoch,
         "selection": tcfg.select, "fit_info": fit.info, "resumed_from_epoch": fit.resumed_from,
         "ran_on": {"device": str(trainer.device),
-                   "autocast": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "none (fp32)"},
+                   "autocast": str(trainer.amp_dtype).replace("torch.", "") if trainer.amp_dtype else "none (fp32)",
+                   "feature_encoding": str(trainer.feature_dtype or torch.float32).replace("torch.", "")},
         "augmentation": {"used": trainer.augment, "flip": trainer.augment and data.flip_ok,
                          "dataset_allows": data.augment_ok},
         "feature_cache": {"hits": trainer.cache.hits, "misses": trainer.cache.misses,
@@ -179,7 +189,7 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
             summary["variants_top1"] = metrics["variants_top1"]
     if fit.history and "val_top1" in fit.history[-1]:
         summary["val_top1"] = fit.history[-1]["val_top1"]
-    if skip_bad_images:
+    if dcfg.skip_bad_images:
         summary["skipped_images"] = len(skipped)
     return summary
 

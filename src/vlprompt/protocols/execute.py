@@ -32,7 +32,7 @@ from ..errors import ConfigError, UserError
 from ..results.store import ResultStore
 from ..utils.io import run_lock
 from ..utils.runtime import Runtime, runtime_or_default
-from .base import RunSpec, config_hash, resolved_config
+from .base import GridOptions, RunSpec, config_hash, resolved_config
 from .presets import DEFAULT_SEEDS, DEFAULT_SHOTS
 from .provenance import PeakMemory, git_commit, host
 
@@ -67,8 +67,9 @@ class DatasetCache:
 
 
 def _train(spec: RunSpec, backbone: VLBackbone, data: DatasetSplits, run_dir: Path, runtime: Runtime) -> dict:
-    kw = dict(shots=spec.shots, seed=spec.seed, out=run_dir, epochs=spec.epochs, overrides=spec.overrides,
-              runtime=runtime, protocol=spec.protocol)
+    config = {"protocol": spec.protocol, **({"train": {"epochs": spec.epochs}} if spec.epochs else {})}
+    kw = dict(shots=spec.shots, seed=spec.seed, out=run_dir, config=config, overrides=spec.overrides,
+              runtime=runtime)
     try:
         return train(spec.method, backbone, data, resume=True, **kw)
     except ConfigError as exc:
@@ -225,33 +226,62 @@ def default_out_dir(db: str | Path) -> Path:
     return db.with_name(db.stem + "-runs")
 
 
-def run_protocol(protocol: str, *, methods: Sequence[str], db: str | Path, backbone: str | VLBackbone = "tiny",
-                 datasets: Sequence[str] = ("all",), shots: Sequence[int] | None = None,
-                 seeds: Sequence[int] | None = None, epochs: Sequence[int | None] | int | None = None,
-                 targets: Sequence[str] | None = None, preset: str | None = None, shard: str | None = None,
-                 out: str | Path | None = None, overrides: Sequence[str] = (), dry_run: bool = False,
-                 runtime: Runtime | None = None) -> dict:
-    """Expand a protocol into runs and execute those not yet in `db`; returns counts and the specs.
+@dataclass
+class Grid:
+    """The axes of a protocol grid as a caller gives them; unset axes take the protocol's
+    defaults (`protocols/presets.py`): shots per protocol, seeds 1, 2, 3, the preset's datasets.
 
-    Rerunning the same call resumes; `shard="i/n"` runs every n-th run starting at i.
-    `runtime`: device, data root, progress bar, workers and feature-cache folder.
+    `epochs`: one budget or several (None: each method's preset); `targets`: the transfer
+    protocols' target datasets; `overrides`: `--set` texts for every run, or for one method
+    as `method-name:section.key=value`.
+    """
+
+    methods: Sequence[str]
+    backbone: str | VLBackbone = "tiny"
+    datasets: Sequence[str] = ("all",)
+    shots: Sequence[int] | None = None
+    seeds: Sequence[int] | None = None
+    epochs: Sequence[int | None] | int | None = None
+    targets: Sequence[str] | None = None
+    overrides: Sequence[str] = ()
+
+    def options(self, protocol: str, preset: str) -> GridOptions:
+        """The grid's resolved axes for `protocol` under `preset`."""
+        from .presets import resolve_datasets
+
+        spec = self.backbone if isinstance(self.backbone, str) else self.backbone.spec
+        epochs = [self.epochs] if isinstance(self.epochs, int) or self.epochs is None else list(self.epochs)
+        return GridOptions(methods=list(self.methods), backbone=spec,
+                           datasets=resolve_datasets(protocol, list(self.datasets), preset),
+                           shots=list(self.shots or DEFAULT_SHOTS[protocol]), seeds=list(self.seeds or DEFAULT_SEEDS),
+                           epochs=epochs, targets=list(self.targets) if self.targets else None,
+                           overrides=list(self.overrides))
+
+
+def run_protocol(protocol: str, grid: Grid, *, db: str | Path, preset: str | None = None,
+                 shard: str | None = None, out: str | Path | None = None, dry_run: bool = False,
+                 runtime: Runtime | None = None) -> dict:
+    """Expand a protocol over `grid` into runs and execute those not yet in `db`; returns counts
+    and the specs.
+
+    Rerunning the same call resumes; `shard="i/n"` runs every n-th run starting at i. `preset`
+    names the dataset/backbone preset (default: the backbone's). `out`: the run folders
+    (default: beside `db`). `runtime`: device, data root, progress bar, workers and
+    feature-cache folder.
     """
     rt = runtime_or_default(runtime)
     from ..backbones import load_backbone
     from . import get_protocol
-    from .base import GridOptions, parse_shard, select_shard
-    from .presets import default_preset, resolve_datasets
+    from .base import parse_shard, select_shard
+    from .presets import default_preset
 
+    if not isinstance(grid, Grid):
+        raise ConfigError(f"run_protocol takes a Grid of methods, datasets, shots, ..., got {type(grid).__name__}")
+    backbone = grid.backbone
     spec_name = backbone if isinstance(backbone, str) else backbone.spec
     preset = preset or default_preset(spec_name)
     proto = get_protocol(protocol, preset)
-    if isinstance(epochs, int) or epochs is None:
-        epochs = [epochs]
-    grid = GridOptions(methods=list(methods), backbone=spec_name,
-                       datasets=resolve_datasets(proto.name, list(datasets), preset),
-                       shots=list(shots or DEFAULT_SHOTS[proto.name]), seeds=list(seeds or DEFAULT_SEEDS),
-                       epochs=list(epochs), targets=list(targets) if targets else None, overrides=list(overrides))
-    specs = select_shard(proto.expand(grid), parse_shard(shard))
+    specs = select_shard(proto.expand(grid.options(proto.name, preset)), parse_shard(shard))
     check_datasets({t.dataset for s in specs for t in s.targets} | {s.dataset for s in specs}, rt.root)
     summary = {"protocol": proto.name, "preset": preset, "db": str(db), "runs": [s.describe() for s in specs]}
     if dry_run:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..utils.runtime import Runtime, runtime_or_default
@@ -45,11 +46,22 @@ def demo_methods(protocol: str, requested: Sequence[str] | None = None) -> list[
     return [m for m in DEMO_METHODS[protocol] if m in known]
 
 
-def run_demo(out: str | Path = ".", *, backbone: str = "tiny", datasets: Sequence[str] | None = None,
-             methods: Sequence[str] | None = None, shots: Sequence[int] | None = None,
-             seeds: Sequence[int] | None = None, b2n_shots: Sequence[int] | None = None, epochs: int | None = None,
-             analyses: bool = True, plots: bool = True, threads: int | None = 1,
-             echo: Callable[[str], None] = print, runtime: Runtime | None = None) -> dict:
+@dataclass(frozen=True)
+class StudyGrid:
+    """The axes of the demo's and `replicate`'s grids; unset axes take the study's defaults."""
+
+    backbone: str = "tiny"
+    datasets: Sequence[str] | None = None
+    methods: Sequence[str] | None = None  # the demo's; `replicate` runs the methods its claims name
+    shots: Sequence[int] | None = None  # the few-shot grid
+    b2n_shots: Sequence[int] | None = None  # the base-to-new grid
+    seeds: Sequence[int] | None = None
+    epochs: int | None = None  # every method's training epochs
+
+
+def run_demo(out: str | Path = ".", grid: StudyGrid | None = None, *, analyses: bool = True,
+             plots: bool = True, threads: int | None = 1, echo: Callable[[str], None] = print,
+             runtime: Runtime | None = None) -> dict:
     """Run the demo grids into `<out>/demo.db` and write `<out>/report/`; returns paths and timings.
 
     `threads`: CPU threads for torch during the demo (None: leave as is). One is the default:
@@ -62,43 +74,41 @@ def run_demo(out: str | Path = ".", *, backbone: str = "tiny", datasets: Sequenc
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run_demo(out, backbone=backbone, datasets=datasets, methods=methods, shots=shots, seeds=seeds,
-                         b2n_shots=b2n_shots, epochs=epochs, analyses=analyses, plots=plots,
+        return _run_demo(Path(out), grid or StudyGrid(), analyses=analyses, plots=plots,
                          runtime=runtime_or_default(runtime), echo=echo)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_demo(out, *, backbone, datasets, methods, shots, seeds, b2n_shots, epochs, analyses, plots, runtime,
-              echo) -> dict:
+def _run_demo(out: Path, grid: StudyGrid, *, analyses: bool, plots: bool, runtime: Runtime,
+              echo: Callable[[str], None]) -> dict:
     from ..backbones import load_backbone
     from ..protocols import get_protocol
-    from ..protocols.execute import run_protocol
+    from ..protocols.execute import Grid, run_protocol
     from ..results.store import load_records
     from ..results.tables import to_markdown
     from .analyses import analyze_projection, analyze_variance, analyze_words
     from .report import report
 
     t0 = time.perf_counter()
-    out = Path(out)
     db = out / "demo.db"
-    datasets = list(datasets or DEMO_DATASETS)
-    bb = load_backbone(backbone, device=runtime.device)  # fails at once, with its message, if weights are missing
-    common = dict(db=db, backbone=bb, datasets=datasets, seeds=list(seeds or DEMO_SEEDS),
-                  epochs=epochs or DEMO_EPOCHS, overrides=DEMO_OVERRIDES, preset="synthetic",
-                  out=out / "demo-runs", runtime=runtime)
+    datasets = list(grid.datasets or DEMO_DATASETS)
+    bb = load_backbone(grid.backbone, device=runtime.device)  # fails at once, with its message, if weights are missing
+    epochs = grid.epochs or DEMO_EPOCHS
+    axes = dict(backbone=bb, datasets=datasets, seeds=list(grid.seeds or DEMO_SEEDS), overrides=DEMO_OVERRIDES)
+    common = dict(db=db, preset="synthetic", out=out / "demo-runs", runtime=runtime)
     timings: dict[str, float] = {}
-    grid_shots = {"fewshot": list(shots or DEMO_SHOTS), "base2new": list(b2n_shots or DEMO_B2N_SHOTS)}
+    grid_shots = {"fewshot": list(grid.shots or DEMO_SHOTS), "base2new": list(grid.b2n_shots or DEMO_B2N_SHOTS)}
     grids = {}
     for protocol, k in grid_shots.items():
-        chosen = demo_methods(protocol, methods)
+        chosen = demo_methods(protocol, grid.methods)
         echo(f"vlprompt demo, {protocol}: {', '.join(chosen)} on {', '.join(datasets)}, shots {k} "
-             f"(backbone {backbone}) -> {out}")
+             f"(backbone {grid.backbone}) -> {out}")
         t = time.perf_counter()
-        grids[protocol] = run_protocol(protocol, methods=chosen, shots=k, **common)
-        budgets = [e for e in DEMO_SWEEP[1] if e < common["epochs"]]
+        grids[protocol] = run_protocol(protocol, Grid(methods=chosen, shots=k, epochs=epochs, **axes), **common)
+        budgets = [e for e in DEMO_SWEEP[1] if e < epochs]
         if protocol == "base2new" and DEMO_SWEEP[0] in chosen and budgets:
-            sweep = run_protocol(protocol, methods=[DEMO_SWEEP[0]], shots=k, **{**common, "epochs": budgets})
+            sweep = run_protocol(protocol, Grid(methods=[DEMO_SWEEP[0]], shots=k, epochs=budgets, **axes), **common)
             for key in ("ran", "skipped"):
                 grids[protocol][key] += sweep[key]
             grids[protocol]["failed"] += sweep["failed"]

@@ -21,6 +21,7 @@ from ..protocols.summary import average, per_seed
 from ..results.stats import Stat
 from ..results.store import ResultStore, load_records
 from ..utils.runtime import Runtime, runtime_or_default
+from .demo import StudyGrid
 
 FEWSHOT_METHODS = ["zeroshot", "coop", "prograd", "classifier-ft", "vpt", "upt"]
 B2N_METHODS = ["zeroshot", "coop", "cocoop", "variational"]
@@ -140,13 +141,16 @@ def evaluate_claims(records: list[dict]) -> list[dict]:
     return out
 
 
-def run_replicate(out: str | Path = "replicate", *, backbone: str = "tiny", datasets: Sequence[str] | None = None,
-                  shots: Sequence[int] = (1, 2, 4), b2n_shots: Sequence[int] = (4,), seeds: Sequence[int] = (1, 2),
-                  epochs: int | None = 10, preset: str | None = None, plots: bool = True,
-                  runtime: Runtime | None = None) -> dict:
-    """Run the grids the claims need, judge the claims, store them and write the report."""
+#: The grid `replicate` runs when the caller leaves an axis unset.
+REPLICATE_SHOTS, REPLICATE_B2N_SHOTS, REPLICATE_SEEDS, REPLICATE_EPOCHS = (1, 2, 4), (4,), (1, 2), 10
+
+
+def run_replicate(out: str | Path = "replicate", grid: StudyGrid | None = None, *, preset: str | None = None,
+                  plots: bool = True, runtime: Runtime | None = None) -> dict:
+    """Run the grids the claims need, judge the claims, store them and write the report.
+    The grid's `methods` are not used: the claims name the methods they compare."""
     from ..backbones import load_backbone
-    from ..protocols.execute import run_protocol
+    from ..protocols.execute import Grid, run_protocol
     from .demo import DEMO_DATASETS, DEMO_OVERRIDES
     from .report import report
 
@@ -154,14 +158,16 @@ def run_replicate(out: str | Path = "replicate", *, backbone: str = "tiny", data
     db = out / "replicate.db"
     known = set(list_methods())
     runtime = runtime_or_default(runtime)
-    bb = load_backbone(backbone, device=runtime.device)
-    common = dict(db=db, backbone=bb, datasets=list(datasets or DEMO_DATASETS), seeds=list(seeds), epochs=epochs,
-                  preset=preset or "synthetic", out=out / "replicate-runs", runtime=runtime,
-                  overrides=DEMO_OVERRIDES)
-    grids = {"fewshot": run_protocol("fewshot", methods=[m for m in FEWSHOT_METHODS if m in known],
-                                     shots=list(shots), **common),
-             "base2new": run_protocol("base2new", methods=[m for m in B2N_METHODS if m in known],
-                                      shots=list(b2n_shots), **common)}
+    grid = grid or StudyGrid()
+    bb = load_backbone(grid.backbone, device=runtime.device)
+    axes = dict(backbone=bb, datasets=list(grid.datasets or DEMO_DATASETS), seeds=list(grid.seeds or REPLICATE_SEEDS),
+                epochs=grid.epochs or REPLICATE_EPOCHS, overrides=DEMO_OVERRIDES)
+    shots, b2n_shots = grid.shots or REPLICATE_SHOTS, grid.b2n_shots or REPLICATE_B2N_SHOTS
+    common = dict(db=db, preset=preset or "synthetic", out=out / "replicate-runs", runtime=runtime)
+    grids = {"fewshot": run_protocol("fewshot", Grid(methods=[m for m in FEWSHOT_METHODS if m in known],
+                                                     shots=list(shots), **axes), **common),
+             "base2new": run_protocol("base2new", Grid(methods=[m for m in B2N_METHODS if m in known],
+                                                       shots=list(b2n_shots), **axes), **common)}
     claims = evaluate_claims(load_records([db]))
     with ResultStore(db) as store:
         for c in claims:
