@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--dataset", help="registered name (eurosat, synthetic:shapes, folder:<dir>, csv:<file>)")
+    group.add_argument("--dataset", help="registered name (eurosat, synthetic:shapes, folder:<dir>, csv:<file>, hfds:<dir|hub id>, wds:<dir>; see docs/data.md)")
     group.add_argument("--data", type=Path, help="an image folder <dir>/<class>/*.jpg (same as --dataset folder:<dir>)")
     parser.add_argument("--root", type=Path, default=None, help="the folder holding the benchmark datasets ($DATA)")
     parser.add_argument("--classnames", type=Path, default=None, metavar="FILE",
@@ -81,7 +81,7 @@ SHARED_HELP = {
              "(<run>/tb/, needs vlprompt[tb]) or wandb (offline unless WANDB_MODE says otherwise, needs "
              "vlprompt[wandb]); repeatable or comma-separated; run.json stays the record",
     "--root": "the folder holding the benchmark datasets ($DATA)",
-    "--dataset": "registered name (eurosat, synthetic:shapes, folder:<dir>, csv:<file>)",
+    "--dataset": "registered name (eurosat, synthetic:shapes, folder:<dir>, csv:<file>, hfds:<dir|hub id>, wds:<dir>)",
     "--method": "a method of `vlprompt list methods` (coop, cocoop, prograd, ...)",
     "--backbone": "tiny, openclip:<arch>[@<tag|file>], hf:<id|dir>",
     "--shots": "training images per class",
