@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.images import ImageDataset
+from ..data.images import ImageDataset, open_image, to_rgb
 from ..data.types import Item
 
 _MIX = 1_000_003
@@ -67,6 +67,55 @@ class SeededImageDataset(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(mix_seed(self.seed, index if self.indices is None else int(self.indices[index])))
             return self.base[index]
+
+
+class ViewsDataset(Dataset):
+    """(views (V, C, H, W), label, index): each image is read and decoded once and its V views
+    are made from the decoded image.
+
+    View v of image i is transformed under seed (view_seeds[v], i) exactly as
+    `SeededImageDataset(items, transform, view_seeds[v])` does it (None: no seeding, for a
+    deterministic transform), so the views are the same tensors, bit for bit, as V passes of
+    one-view loaders, at one decoding instead of V.
+    """
+
+    def __init__(self, items: Sequence[Item], transform: Callable, view_seeds: Sequence[int | None],
+                 indices: Sequence[int] | None = None):
+        if not view_seeds:
+            raise ValueError("no views to make")
+        if indices is not None and len(indices) != len(items):
+            raise ValueError(f"{len(indices)} seed indices for {len(items)} items")
+        self.items = list(items)
+        self.transform = transform
+        self.view_seeds = list(view_seeds)
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        item = self.items[index]
+        image = to_rgb(open_image(item.path))
+        place = index if self.indices is None else int(self.indices[index])
+        views = []
+        for seed in self.view_seeds:
+            if seed is None:
+                views.append(self.transform(image))
+                continue
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(mix_seed(seed, place))
+                views.append(self.transform(image))
+        return torch.stack(views), item.label, index
+
+
+def views_loader(items: Sequence[Item], transform: Callable, view_seeds: Sequence[int | None], *,
+                 batch_size: int = 128, workers: int = 0, device: torch.device | str = "cpu",
+                 indices: Sequence[int] | None = None) -> DataLoader:
+    """Batches (B, V, C, H, W) in item order with B x V <= `batch_size` images (at least one item),
+    so a batch of one view holds as many images as an `image_loader` batch."""
+    per_batch = max(1, batch_size // len(view_seeds))
+    return DataLoader(ViewsDataset(items, transform, view_seeds, indices), batch_size=per_batch,
+                      shuffle=False, num_workers=workers, pin_memory=torch.device(device).type == "cuda")
 
 
 def image_loader(items: Sequence[Item], transform: Callable, *, seed: int | None = None,

@@ -7,6 +7,16 @@ augmentation seed, the compute dtype, the cache format); the file name is the ke
 SHA-256 and the key itself is stored in the file and compared on load, so a changed
 backbone, manifest, file or transform can never reuse stale features.
 Files are safetensors written atomically under `$VLPROMPT_CACHE/features`.
+
+Encoding precision (`train.feature_precision`): features are computed in fp32, bf16 or fp16
+and always stored in fp32. bf16 casts the backbone's weights for the pass (and back after):
+autocast would keep torch's attention off its fused inference path, which made bf16 no
+faster than fp32 for open_clip's ViT-B/16 on the CPU (docs/performance.md). fp16 runs
+under CUDA autocast, which keeps layer norms and softmax in fp32.
+
+The V augmented views of a list of images are made in one pass: each image is decoded once
+and its views are made from the decoded image (`ViewsDataset`), only the views missing
+from the cache are made, and a batch holds about `batch_size` images whatever V is.
 """
 
 from __future__ import annotations
@@ -16,8 +26,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,9 +37,11 @@ from tqdm import tqdm
 
 from ..backbones.base import VLBackbone
 from ..data.types import ImageSource, Item
+from ..errors import ConfigError
 from ..utils.io import atomic_write_bytes
+from ..utils.runtime import SMALL_MODEL_PARAMS
 from ..utils.tensorfile import save_tensors as save_safetensors
-from .data import image_loader
+from .data import mix_seed, views_loader
 
 log = logging.getLogger(__name__)
 FORMAT = "vlprompt.features/1"
@@ -81,6 +93,88 @@ class FeatureKey:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX flags in /proc/cpuinfo);
+    without them torch emulates bf16 matmuls, slower than fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:  # not Linux: not measured, so no claim
+        pass
+    return False
+
+
+def feature_dtype_for(choice: str, backbone: VLBackbone) -> torch.dtype | None:
+    """The dtype frozen image features are encoded in (None: fp32); `train.feature_precision`.
+
+    auto: bf16 on GPUs that run it; on CPUs with native bf16 for backbones over
+    `SMALL_MODEL_PARAMS` parameters (ViT-B/16 encodes about 3x faster there; for the tiny CLIP
+    the gain is a fraction of a second, and fp32 keeps its figures unchanged); else fp32.
+    """
+    device = backbone.device
+    if choice == "fp32":
+        return None
+    if choice == "fp16":
+        if device.type != "cuda":
+            raise ConfigError("train.feature_precision=fp16 needs a GPU (fp16 matmuls crawl on CPUs); "
+                              "use fp32 or bf16")
+        return torch.float16
+    if choice == "bf16":
+        return torch.bfloat16
+    if choice != "auto":
+        raise ConfigError(f"train.feature_precision must be auto, fp32, bf16 or fp16, got {choice!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu" and native_bf16_cpu():
+        large = sum(p.numel() for p in backbone.parameters()) > SMALL_MODEL_PARAMS
+        return torch.bfloat16 if large else None
+    return None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """fp32, bf16 or fp16 (for run records)."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def _key_dtype(dtype: torch.dtype | None) -> str:
+    """The cache key's dtype: how the features were computed (fp32 keeps the older keys)."""
+    if dtype is None:
+        return "float32"
+    return "bfloat16 (weights cast)" if dtype == torch.bfloat16 else "float16 (cuda autocast)"
+
+
+@contextmanager
+def encoding_precision(backbone: VLBackbone, dtype: torch.dtype | None) -> Iterator[torch.dtype]:
+    """Run the block's image encoding in `dtype`; yields the dtype to give the images.
+
+    bf16: every floating weight and buffer of the backbone is cast for the block and the
+    very same fp32 tensors are put back after it (also on error), so parameters, optimizer
+    state and the weight checksum are untouched. fp16: CUDA autocast.
+    """
+    if dtype is None:
+        yield torch.float32
+        return
+    if dtype == torch.float16:
+        if backbone.device.type != "cuda":
+            raise ConfigError("fp16 feature encoding needs a GPU")
+        with torch.autocast(device_type="cuda", dtype=torch.float16):
+            yield torch.float32
+        return
+    saved = []
+    try:
+        for tensor in [*backbone.parameters(), *backbone.buffers()]:
+            if tensor.is_floating_point() and tensor.dtype != dtype:
+                saved.append((tensor, tensor.data))
+                tensor.data = tensor.data.to(dtype)
+        yield dtype
+    finally:
+        for tensor, data in saved:
+            tensor.data = data
+
+
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
     """Autocast on GPUs only; CPU runs stay in fp32 (bf16 autocast measured slower here)."""
     if dtype is None or device.type != "cuda":
@@ -124,53 +218,68 @@ class FeatureCache:
         except OSError as exc:
             log.warning("cannot write feature cache %s (%s)", self.path(key), exc)
 
-    def features(self, backbone: VLBackbone, items: Sequence[Item], transform: Callable, *,
-                 view: int = 0, aug_seed: int | None = None, batch_size: int = 128, workers: int = 0,
-                 amp_dtype: torch.dtype | None = None, progress: bool = False) -> torch.Tensor:
-        """Features (N, D) in fp32 on the CPU; `aug_seed` makes a random transform reproducible."""
-        key = FeatureKey(backbone=backbone.backbone_id, items=items_digest(items), n_items=len(items),
-                         transform=transform_description(transform), view=view,
-                         aug_seed=None if aug_seed is None else int(aug_seed),
-                         dtype=str(amp_dtype) if backbone.device.type == "cuda" and amp_dtype else "float32")
-        cached = self.load(key)
-        if cached is not None:
-            self.hits += 1
-            return cached
-        self.misses += 1
-        feats = self.encode(backbone, items, transform, seed=None if aug_seed is None else (aug_seed, view),
-                            batch_size=batch_size, workers=workers, amp_dtype=amp_dtype,
-                            desc=f"features (view {view})" if aug_seed is not None else "features",
-                            progress=progress)
-        self.save(key, feats)
-        return feats
+    def key(self, backbone: VLBackbone, items: Sequence[Item], transform: Callable, view: int,
+            aug_seed: int | None, dtype: torch.dtype | None, digest: str | None = None) -> FeatureKey:
+        return FeatureKey(backbone=backbone.backbone_id, items=digest or items_digest(items), n_items=len(items),
+                          transform=transform_description(transform), view=view,
+                          aug_seed=None if aug_seed is None else int(aug_seed), dtype=_key_dtype(dtype))
 
-    def encode(self, backbone: VLBackbone, items: Sequence[Item], transform: Callable, **kw) -> torch.Tensor:
-        """Features (N, D) of a cache miss (a distributed cache encodes its share and gathers)."""
-        return encode_items(backbone, items, transform, **kw)
+    def features(self, backbone: VLBackbone, items: Sequence[Item], transform: Callable, *,
+                 view: int = 0, aug_seed: int | None = None, **kw) -> torch.Tensor:
+        """Features (N, D) in fp32 on the CPU; `aug_seed` makes a random transform reproducible."""
+        return self._views(backbone, items, transform, [view], aug_seed, **kw)[0]
 
     def views(self, backbone: VLBackbone, items: Sequence[Item], transform: Callable, n_views: int,
               aug_seed: int, **kw) -> torch.Tensor:
-        """V augmented views (V, N, D)."""
-        return torch.stack([self.features(backbone, items, transform, view=v, aug_seed=aug_seed, **kw)
-                            for v in range(n_views)])
+        """V augmented views (V, N, D); the missing ones are made in one pass over the images."""
+        return self._views(backbone, items, transform, list(range(n_views)), aug_seed, **kw)
+
+    def _views(self, backbone: VLBackbone, items: Sequence[Item], transform: Callable, views: list[int],
+               aug_seed: int | None, *, batch_size: int = 128, workers: int = 0,
+               amp_dtype: torch.dtype | None = None, progress: bool = False) -> torch.Tensor:
+        """(len(views), N, D); `amp_dtype`: the encoding dtype (`feature_dtype_for`)."""
+        digest = items_digest(items)
+        keys = [self.key(backbone, items, transform, v, aug_seed, amp_dtype, digest) for v in views]
+        out = [self.load(key) for key in keys]
+        missing = [i for i, feats in enumerate(out) if feats is None]
+        self.hits += len(views) - len(missing)
+        self.misses += len(missing)
+        if missing:
+            seeds = [None if aug_seed is None else mix_seed(aug_seed, views[i]) for i in missing]
+            desc = "features" if aug_seed is None else f"features ({len(missing)} view(s))"
+            feats = self.encode(backbone, items, transform, view_seeds=seeds, batch_size=batch_size,
+                                workers=workers, amp_dtype=amp_dtype, desc=desc, progress=progress)
+            for j, i in enumerate(missing):
+                out[i] = feats[:, j].contiguous()
+                self.save(keys[i], out[i])
+        return torch.stack(out)
+
+    def encode(self, backbone: VLBackbone, items: Sequence[Item], transform: Callable, **kw) -> torch.Tensor:
+        """Features (N, V, D) of a cache miss (a distributed cache encodes its share and gathers)."""
+        return encode_items(backbone, items, transform, **kw)
 
 
 @torch.no_grad()
 def encode_items(backbone: VLBackbone, items: Sequence[Item], transform: Callable, *,
-                 seed: tuple[int, int] | None = None, batch_size: int = 128, workers: int = 0,
-                 amp_dtype: torch.dtype | None = None, desc: str = "features",
-                 progress: bool = False, indices: Sequence[int] | None = None) -> torch.Tensor:
-    """Image features (N, D), fp32 on the CPU, in item order (`indices`: the items' places in
-    a longer list, which seed their augmentation; see `SeededImageDataset`)."""
-    from .data import mix_seed
-
+                 seed: tuple[int, int] | None = None, view_seeds: Sequence[int | None] | None = None,
+                 batch_size: int = 128, workers: int = 0, amp_dtype: torch.dtype | None = None,
+                 desc: str = "features", progress: bool = False,
+                 indices: Sequence[int] | None = None) -> torch.Tensor:
+    """Image features in fp32 on the CPU, in item order: (N, D) for one view (`seed`: its
+    (augmentation seed, view), None for a deterministic transform), or (N, V, D) for the
+    views of `view_seeds` (each image decoded once). `indices`: the items' places in a
+    longer list, which seed their augmentation (see `SeededImageDataset`)."""
+    one_view = view_seeds is None
+    if one_view:
+        view_seeds = [None if seed is None else mix_seed(*seed)]
     device = backbone.device
-    loader = image_loader(items, transform, seed=None if seed is None else mix_seed(*seed),
-                          batch_size=batch_size, workers=workers, device=device, indices=indices)
+    loader = views_loader(items, transform, view_seeds, batch_size=batch_size, workers=workers, device=device,
+                          indices=indices)
     outs = []
-    for images, _, _ in tqdm(loader, desc=desc, disable=not progress, file=sys.stderr, leave=False):
-        with autocast_context(device, amp_dtype):
-            outs.append(backbone.encode_images(images.to(device)).float().cpu())
-    if not outs:
-        return torch.zeros(0, backbone.embed_dim)
-    return torch.cat(outs)
+    with encoding_precision(backbone, amp_dtype) as image_dtype:
+        for images, _, _ in tqdm(loader, desc=desc, disable=not progress, file=sys.stderr, leave=False):
+            b, v = images.shape[:2]
+            flat = images.flatten(0, 1).to(device, non_blocking=True).to(image_dtype)
+            outs.append(backbone.encode_images(flat).float().cpu().view(b, v, -1))
+    feats = torch.cat(outs) if outs else torch.zeros(0, len(view_seeds), backbone.embed_dim)
+    return feats[:, 0] if one_view else feats

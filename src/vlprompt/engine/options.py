@@ -40,6 +40,11 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
         "auto", "autocast dtype; auto: bf16 on GPUs that run it, else fp16 with a loss scaler; fp32 on "
                 "CPUs (CPU autocast is slower here)")
+    feature_precision: Literal["auto", "fp32", "bf16", "fp16"] = option(
+        "auto", "dtype the frozen image features (cached views, evaluation splits) are encoded in; they are "
+                "stored in fp32. auto: bf16 on GPUs that run it, and on CPUs with native bf16 (AVX-512 BF16 "
+                "or AMX) for backbones over 20M parameters; fp32 otherwise. fp16 needs a GPU",
+        "vlprompt docs/performance.md (bf16 vs fp32 features and accuracy, measured)")
     augment: bool = option(True, "random resized crop + flip on training images, where the dataset "
                                  "allows it (the synthetic suite does not)",
                            "reference configs (random_resized_crop, random_flip)")

@@ -40,7 +40,7 @@ from .checkpoint import (
 )
 from .data import epoch_batches, epoch_generator, image_loader, mix_seed
 from .evaluation import Distribute, evaluate_method
-from .feature_cache import FeatureCache
+from .feature_cache import FeatureCache, feature_dtype_for
 from .loggers import open_loggers
 from .options import TrainConfig
 from .schedule import build_optimizer, lr_at, set_lr
@@ -90,6 +90,8 @@ class Trainer:
         self.progress = progress
         self.device = method.backbone.device
         self.amp_dtype = amp_dtype_for(cfg.precision, self.device)
+        #: the dtype frozen image features are encoded in (None: fp32); stored in fp32 either way
+        self.feature_dtype = feature_dtype_for(cfg.feature_precision, method.backbone)
         use_cache = cfg.cache_features and method.spec.frozen_image_features
         self.cache = cache if cache is not None else FeatureCache(enabled=use_cache)
         self.use_features = method.spec.frozen_image_features
@@ -104,7 +106,7 @@ class Trainer:
         view per image and epoch, so it never reads more than E of them: with `epochs`, only
         min(V, E) views are encoded (the cache keeps the same view files either way)."""
         bb = self.method.backbone
-        kw = dict(batch_size=self.cfg.eval_batch_size, workers=self.workers, amp_dtype=self.amp_dtype,
+        kw = dict(batch_size=self.cfg.eval_batch_size, workers=self.workers, amp_dtype=self.feature_dtype,
                   progress=self.progress)
         if self.augment:
             n_views = self.cfg.views if epochs is None else max(1, min(self.cfg.views, epochs))
@@ -117,7 +119,7 @@ class Trainer:
             return None
         bb = self.method.backbone
         return self.cache.features(bb, items, bb.preprocess(train=False), batch_size=self.cfg.eval_batch_size,
-                                   workers=self.workers, amp_dtype=self.amp_dtype, progress=self.progress)
+                                   workers=self.workers, amp_dtype=self.feature_dtype, progress=self.progress)
 
     def evaluate(self, items: Sequence[Item], desc: str = "evaluate",
                  class_subset: Sequence[int] | None = None) -> dict:
