@@ -148,6 +148,22 @@ def test_fewshot_manifest_is_relative_and_reused(homes, kind, tmp_path):
     assert [it.label for it in few.train] == [it.label for it in folder.train]
 
 
+def test_shard_index_is_kept_and_renewed_when_a_shard_changes(homes, tmp_path, monkeypatch):
+    copy = tmp_path / "wds"
+    shutil.copytree(Path(homes["wds"][4:]), copy)
+    first = load_dataset(f"wds:{copy}")
+    with monkeypatch.context() as m:
+        m.setattr(tarfile, "open", lambda *a, **k: pytest.fail("an unchanged shard was read again"))
+        assert load_dataset(f"wds:{copy}").train == first.train
+    shard = copy / "test" / "0.tar"
+    with tarfile.open(shard, "a") as tar:  # a new sample: size and mtime change
+        _add(tar, "zz_new.png", first.test[0].path.read_bytes())
+        _add(tar, "zz_new.cls", b"3")
+    again = load_dataset(f"wds:{copy}")
+    assert len(again.test) == len(first.test) + 1  # shard 0 held 25 samples; the new one follows them
+    assert again.test[25].label == 3 and str(again.test[25].path).endswith("0.tar::zz_new.png")
+
+
 def test_val_is_cut_from_train_when_missing(homes, tmp_path):
     wds = Path(homes["wds"][4:])
     copy = tmp_path / "wds"

@@ -9,8 +9,9 @@ Each sample of a shard is the members sharing a key (the member name up to the f
 of its base name, WebDataset's rule): an image (`.jpg`, `.png`, `.webp`, ...) and its
 label (`.cls`, the class index as text). The shards are read with the standard library's
 `tarfile` (no extra to install): the headers and the small `.cls` members are read once
-per load, and each image is read later from its byte offset, so a 16-shot run decodes 16
-images per class, not the split. Shards must therefore be plain, uncompressed `.tar`
+per shard and the resulting index (member, offset, size, label) kept in
+`$VLPROMPT_CACHE/wds-index/` under the shard's size and mtime; each image is read later
+from its byte offset, so a 16-shot run decodes 16 images per class, not the split. Shards must therefore be plain, uncompressed `.tar`
 files (as the benchmark ships them). A split without val gets one cut from train (80/20
 per class, seeded), a layout with train only is cut 50/20/30 as image folders are, and a
 layout with test only is a test-only dataset; `info["split_source"]` records which.
@@ -18,12 +19,15 @@ layout with test only is a test-only dataset; `info["split_source"]` records whi
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..utils.io import atomic_write_text
 from .checks import check_split_overlap
 from .custom import DEFAULT_TEMPLATE, _resolve, _status
 from .datasets.common import SPLIT_SEED, cut_per_class, cut_train_val
@@ -87,8 +91,46 @@ def _shards(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: (not p.stem.isdigit(), int(p.stem) if p.stem.isdigit() else 0, p.name))
 
 
+INDEX_FORMAT = "vlprompt.wds-index/1"
+
+
+def index_dir() -> Path:
+    """`$VLPROMPT_CACHE/wds-index`, else `~/.cache/vlprompt/wds-index`."""
+    env = os.environ.get("VLPROMPT_CACHE")
+    return (Path(env).expanduser() if env else Path.home() / ".cache" / "vlprompt") / "wds-index"
+
+
 def index_shard(shard: Path, num_classes: int) -> list[Item]:
-    """The labelled images of one shard, in shard order; nothing but headers and labels is read."""
+    """The labelled images of one shard, in shard order. The (member, offset, size, label)
+    list is kept in `index_dir()` under the shard's path, size and mtime, so a later load
+    of an unchanged shard reads no tar header at all."""
+    st = os.stat(shard)
+    stamp = {"format": INDEX_FORMAT, "shard": str(shard), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    cached = index_dir() / f"{hashlib.sha256(str(shard).encode('utf-8', 'surrogateescape')).hexdigest()[:32]}.json"
+    rows = None
+    try:
+        data = json.loads(cached.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and all(data.get(k) == v for k, v in stamp.items()):
+            rows = data["samples"]
+    except (OSError, ValueError, KeyError):
+        rows = None
+    if rows is None:
+        rows = _read_shard(shard, num_classes)
+        try:
+            atomic_write_text(cached, json.dumps({**stamp, "samples": rows}))
+        except OSError:
+            pass  # an unwritable cache only costs the next load its header pass
+    items = []
+    for name, offset, size, label in rows:
+        if not 0 <= label < num_classes:
+            raise DatasetError(f"{shard}: sample {name!r} has label {label}, not a class index "
+                               f"0..{num_classes - 1} (classnames.txt has {num_classes} names)")
+        items.append(Item(TarMember(shard, name, offset, size), label))
+    return items
+
+
+def _read_shard(shard: Path, num_classes: int) -> list[list]:
+    """[member name, data offset, size, label] per sample; nothing but headers and labels is read."""
     samples: dict[str, dict[str, tarfile.TarInfo]] = {}
     try:
         with tarfile.open(shard, mode="r:") as tar:
@@ -109,7 +151,7 @@ def index_shard(shard: Path, num_classes: int) -> list[Item]:
                 if not text.lstrip("-").isdigit() or not 0 <= int(text) < num_classes:
                     raise DatasetError(f"{shard}: sample {key!r} has label {text[:20]!r}, not a class index "
                                        f"0..{num_classes - 1} (classnames.txt has {num_classes} names)")
-                items.append(Item(TarMember(shard, image.name, image.offset_data, image.size), int(text)))
+                items.append([image.name, image.offset_data, image.size, int(text)])
     except tarfile.ReadError as exc:
         raise DatasetError(f"{shard} is not an uncompressed tar file ({exc}); images are read from their "
                            "offsets, so decompress .tar.gz shards first") from None

@@ -243,7 +243,8 @@ class Trainer:
                 metrics = self.evaluate(val, desc="val")
                 record["val_top1"] = metrics["top1"]
                 if cfg.select == "val" and (best is None or metrics["top1"] > best[0]):
-                    best = (metrics["top1"], method.learned_state())
+                    # copies: on the CPU learned_state() shares the live parameters' memory
+                    best = (metrics["top1"], {k: v.clone() for k, v in method.learned_state().items()})
                     result.selected_epoch = epoch
             result.history.append(record)
             self._epoch_done(record)
