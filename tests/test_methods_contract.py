@@ -32,6 +32,10 @@ CASES = [
     ("clap", {}),
     ("lp++", {"iterations": 20}),
     ("cross-modal-lp", {}),
+    ("clip-adapter", {}),
+    ("tip-adapter", {}),
+    ("tip-adapter-f", {}),
+    ("taskres", {}),
     ("coop", {"n_ctx": 2, "class_specific": True, "class_token_position": "middle"}),
     ("prompt-baseline", {"kind": "negative"}),
     ("vpt", {"n_tokens": 2, "deep": True}),
@@ -43,6 +47,7 @@ CASES = [
     ("variational", {"samples": 2, "conditional": True}),
     ("ivlp", {"text_depth": 1, "vision_depth": 0, "n_ctx_vision": 0}),
     ("promptsrc", {"gpa": False}),
+    ("tip-adapter", {"search": False, "clip_scale": 100.0}),
 ]
 
 

@@ -41,7 +41,7 @@ def other_backbone(backbone, model_configs, tmp_path_factory) -> str:
     (["--set", "train.lr=inf"], "train.lr"),
     (["--set", "train.lr=-1"], "train.lr must be positive"),
     (["--set", "train.epochs=2.5"], "train.epochs"),
-    (["--set", "train.optimizer=adam"], "train.optimizer"),
+    (["--set", "train.optimizer=rmsprop"], "train.optimizer"),
     (["--set", "train.augment=maybe"], "train.augment"),
     (["--set", "model.n_ctx=2"], "unknown section"),
     (["--set", "train.batch_size=0"], "train.batch_size must be at least 1"),

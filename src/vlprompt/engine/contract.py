@@ -65,8 +65,10 @@ def check_method_contract(name: str, backbone: VLBackbone, workdir: str | Path, 
              f"{name}: logits of shape {tuple(logits.shape)} (finite: {bool(torch.isfinite(logits).all())}), "
              f"expected (6, {len(NAMES)})")
 
-    before = {k: v.clone() for k, v in method.learned_state().items()}
     features = backbone.encode_images(x)
+    if method.spec.fit != "none" and method.prepares_fit():  # as the trainer does, before any fit
+        method.prepare_fit(features[None], y)
+    before = {k: v.clone() for k, v in method.learned_state().items()}
     if method.spec.fit == "sgd":
         opt = torch.optim.SGD(method.trainable_parameters(), lr=0.01)
         method.train()
@@ -75,6 +77,7 @@ def check_method_contract(name: str, backbone: VLBackbone, workdir: str | Path, 
         out = method.training_step(batch)
         method.backward(out)
         opt.step()
+        method.finish_fit((features.detach(), y))
     elif method.spec.fit == "closed-form":
         method.fit_closed_form((features, y), (features, y))
     else:

@@ -24,8 +24,11 @@ class TrainConfig:
                              "Dassl configs used by every reference (batch 32)")
     lr: float = option(0.002, "base learning rate",
                        "CoOp configs/trainers/CoOp/*.yaml (OPTIM.LR 0.002)")
-    optimizer: Literal["sgd", "adamw"] = option("sgd", "sgd (momentum, as the papers) or adamw",
-                                                "Dassl configs of every reference (OPTIM.NAME sgd)")
+    optimizer: Literal["sgd", "adam", "adamw"] = option(
+        "sgd", "sgd (momentum, as the papers), adam (weight decay as an L2 term, Dassl's 'adam') or adamw",
+        "Dassl configs of every reference (OPTIM.NAME sgd)")
+    adam_eps: float = option(1e-8, "epsilon of adam and adamw",
+                             "torch.optim.Adam/AdamW default (Tip-Adapter-F's preset sets 1e-4)")
     momentum: float = option(0.9, "SGD momentum",
                              "Dassl dassl/config/defaults.py (MOMENTUM 0.9)")
     weight_decay: float = option(5e-4, "weight decay",
@@ -61,7 +64,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "views", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be at least 1")
-        for name in ("lr", "warmup_lr"):
+        for name in ("lr", "warmup_lr", "adam_eps"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"train.{name} must be positive")
         if self.warmup_epochs < 0 or self.grad_clip < 0 or self.eval_every < 0 or self.weight_decay < 0:

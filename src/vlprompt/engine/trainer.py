@@ -147,10 +147,11 @@ class Trainer:
         t0 = time.perf_counter()
         x = self.train_features(train)  # (V, N, D)
         y = torch.tensor([it.label for it in train])
+        prepared = self._prepare_fit(train, x, y)
         x, y = x.flatten(0, 1), y.repeat(x.shape[0])
         v = (self.eval_features(val), torch.tensor([it.label for it in val])) if val else None
         t1 = time.perf_counter()
-        info = self.method.fit_closed_form((x, y), v)
+        info = {**prepared, **self.method.fit_closed_form((x, y), v)}
         return FitResult(info=info, seconds={"features": t1 - t0, "fit": time.perf_counter() - t1})
 
     def _batches(self, train: Sequence[Item], feats: torch.Tensor | None, labels: torch.Tensor,
@@ -174,14 +175,14 @@ class Trainer:
             self.batch_fraction = fraction
             yield Batch(labels=y, images=images)
 
-    def _prepare_fit(self, train: Sequence[Item], feats: torch.Tensor | None, labels: torch.Tensor) -> None:
-        """Hand the support set's features to a method that initialises from them
+    def _prepare_fit(self, train: Sequence[Item], feats: torch.Tensor | None, labels: torch.Tensor) -> dict:
+        """Hand the support set's features to a method that builds state from them
         (`Method.prepare_fit`); encodes them here only for such a method when none are cached."""
-        if type(self.method).prepare_fit is Method.prepare_fit:
-            return
+        if not self.method.prepares_fit():
+            return {}
         if feats is None:
             feats = self.train_features(train, epochs=self.cfg.epochs)
-        self.method.prepare_fit(feats.to(self.device), labels.to(self.device))
+        return self.method.prepare_fit(feats.to(self.device), labels.to(self.device)) or {}
 
     def _split(self, batches: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[float]]:
         """The examples of each batch this process computes, and their fraction of the batch
@@ -192,12 +193,18 @@ class Trainer:
         cfg, method = self.cfg, self.method
         if cfg.select == "val" and not val:
             raise ConfigError("train.select=val needs a validation split; it is empty")
+        result = FitResult()
+        t0 = time.perf_counter()
+        feats = self.train_features(train, epochs=cfg.epochs) if self.use_features and cfg.cache_features else None
+        labels = torch.tensor([it.label for it in train])
+        # before the optimiser (it may create the learned tensors) and before a resume's checkpoint
+        result.info.update(self._prepare_fit(train, feats, labels))
+        result.seconds["features"] = time.perf_counter() - t0
         params = method.trainable_parameters()
         if not params:
             raise ConfigError(f"method {method.name} has nothing to train")
         optimizer = build_optimizer(params, cfg)
         scaler = torch.amp.GradScaler(self.device.type) if self.amp_dtype == torch.float16 else None
-        result = FitResult()
         best: tuple[float, dict] | None = None
         start = 0
         ckpt_dir = self.out_dir / "checkpoint" if self.out_dir is not None else None
@@ -223,12 +230,6 @@ class Trainer:
                                                  if k.startswith("best.")})
                     result.selected_epoch = meta.get("best_epoch")
                 log.info("resuming after epoch %d", meta["epoch"] + 1)
-        t0 = time.perf_counter()
-        feats = self.train_features(train, epochs=cfg.epochs) if self.use_features and cfg.cache_features else None
-        labels = torch.tensor([it.label for it in train])
-        if start == 0:
-            self._prepare_fit(train, feats, labels)
-        result.seconds["features"] = time.perf_counter() - t0
         t_train = time.perf_counter()
         self._open = open_loggers(self.loggers, self.out_dir, self.run_config) if self._logs_here() else []
         bar = tqdm(total=cfg.epochs, initial=start, desc=f"train {method.name}", disable=not self.progress,
@@ -260,6 +261,10 @@ class Trainer:
             method.load_learned({k: v.to(self.device) for k, v in best[1].items()})
         elif cfg.select == "last":
             result.selected_epoch = cfg.epochs - 1
+        if type(method).finish_fit is not Method.finish_fit:  # e.g. Tip-Adapter-F's alpha/beta search
+            val_feats = self.eval_features(val) if val else None
+            result.info.update(method.finish_fit(
+                None if val_feats is None else (val_feats, torch.tensor([it.label for it in val]))))
         result.seconds["train"] = time.perf_counter() - t_train
         return result
 

@@ -173,16 +173,33 @@ class Method(nn.Module):
         checkpoint carries it and a resumed run continues exactly; the default does nothing.
         """
 
-    def prepare_fit(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        """Initialise from the support set before the first SGD step (a method that does not
-        override this is not asked): the training image features (V, N, D), V views of N
-        images, and their labels (N,). The trainer calls it once per run, not on resume (what
-        it sets belongs in `self.learned`, so a checkpoint keeps it)."""
-
     def fit_closed_form(self, train: tuple[torch.Tensor, torch.Tensor],
                         val: tuple[torch.Tensor, torch.Tensor] | None) -> dict:
         """Fit from features (N, D) and labels (N,); only for `spec.fit == "closed-form"`."""
         raise NotImplementedError(f"{self.name} has no closed-form fit")
+
+    def prepare_fit(self, views: torch.Tensor, labels: torch.Tensor) -> dict | None:
+        """Initialise from the support set before any fit (closed-form or SGD).
+
+        `views` (V, N, D) holds the cached views of the N training images (the V augmented
+        views the run reads, or one unaugmented), `labels` (N,). The trainer calls it only
+        where a method overrides it, before it builds the optimiser, so it may create learned
+        tensors whose shape depends on the training set (Tip-Adapter's cache; Tip-Adapter-F
+        then trains its keys; CLAP sets its penalty weights). It is called on a resumed run
+        too, before the checkpoint is loaded over what it set, so whatever training changes
+        must live in `self.learned`. Returns what to record in the run's fit info (or None).
+        """
+        return {}
+
+    def finish_fit(self, val: tuple[torch.Tensor, torch.Tensor] | None) -> dict:
+        """After SGD: a last step on the validation features (N, D) and labels (N,), or None
+        when there are none (Tip-Adapter-F searches its alpha and beta here). Returns fit info."""
+        return {}
+
+    @classmethod
+    def prepares_fit(cls) -> bool:
+        """Whether the method builds state from the training features (`prepare_fit`)."""
+        return cls.prepare_fit is not Method.prepare_fit
 
     # ------------------------------------------------------------------ classes
     def set_classnames(self, classnames: Sequence[str]) -> None:

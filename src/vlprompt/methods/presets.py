@@ -280,6 +280,64 @@ PRESETS: dict[str, tuple[Rule, ...]] = {
 }
 
 
+# Feature adapters: CLIP-Adapter, Tip-Adapter(-F), TaskRes.
+CLIP_ADAPTER = "CLIP-Adapter (gaopengcuhk/CLIP-Adapter) "
+TIP = "Tip-Adapter (gaopengcuhk/Tip-Adapter) "
+TASKRES = "TaskRes (geekyutao/TaskRes) "
+#: Tip-Adapter's configs/<dataset>.yaml: init_alpha, search_scale (beta, alpha); init_beta is 1
+#: and search_step (200, 20) everywhere.
+TIP_DATASETS = {
+    "caltech101": (3.0, 12.0, 5.0), "dtd": (2.0, 13.0, 13.0), "eurosat": (2.0, 12.0, 10.0),
+    "fgvc_aircraft": (5.0, 30.0, 30.0), "food101": (1.17, 10.0, 10.0), "imagenet": (1.17, 7.0, 3.0),
+    "oxford_flowers": (10.0, 50.0, 50.0), "oxford_pets": (1.17, 7.0, 3.0), "stanford_cars": (3.0, 20.0, 10.0),
+    "sun397": (1.17, 12.0, 10.0), "ucf101": (3.0, 7.0, 3.0),
+}
+TIP_CACHE: tuple[Rule, ...] = (
+    Rule(TIP + "utils.build_cache_model (augment_epoch 10: 10 augmented views of each image, averaged)",
+         train={"augment": True, "views": 10}),
+    Rule(TIP + "datasets/imagenet.py (ImageNet: the 7 selected templates, ensembled)",
+         method={"template": "select7"}, datasets=("imagenet",)),
+) + tuple(
+    Rule(TIP + f"configs/{name}.yaml (init_alpha, search_scale)",
+         method={"init_alpha": alpha, "beta_scale": beta_scale, "alpha_scale": alpha_scale}, datasets=(name,))
+    for name, (alpha, beta_scale, alpha_scale) in TIP_DATASETS.items()
+)
+
+PRESETS.update({
+    "clip-adapter": tuple(
+        Rule(CLIP_ADAPTER + "README ('follow CoOp's command'; clip_adapter.py builds Dassl's optimiser "
+             "from the CoOp configs) -> " + rule.source, train=rule.train, shots=rule.shots,
+             datasets=rule.datasets)
+        for rule in COOP_SCHEDULE
+    ),
+    "tip-adapter": TIP_CACHE,
+    "tip-adapter-f": TIP_CACHE + (
+        Rule(TIP + "main.py run_tip_adapter_F (AdamW lr cfg 0.001, eps 1e-4, torch's default weight decay "
+             "0.01, batch 256, cosine without warm-up) and configs/*.yaml (train_epoch 20)",
+             train={"optimizer": "adamw", "lr": 0.001, "adam_eps": 1e-4, "weight_decay": 0.01,
+                    "batch_size": 256, "epochs": 20, "warmup_epochs": 0, "schedule": "cosine"}),
+        Rule(TIP + "configs/eurosat.yaml (train_epoch 100)", train={"epochs": 100}, datasets=("eurosat",)),
+    ),
+    "taskres": (
+        Rule(TASKRES + "configs/trainers/TaskRes/adam_lr2e-3_B256_ep*.yaml (Dassl 'adam', lr 0.002, batch 256, "
+             "Dassl's weight decay 5e-4, 1 warm-up epoch at 1e-5, cosine)",
+             train={"optimizer": "adam", "lr": 0.002, "batch_size": 256, "weight_decay": 5e-4}),
+        Rule(TASKRES + "scripts/taskres/README.md (1-4 shots: adam_lr2e-3_B256_ep100)",
+             train={"epochs": 100}, shots=(0, 4)),
+        Rule(TASKRES + "scripts/taskres/README.md (8 and 16 shots: adam_lr2e-3_B256_ep200)",
+             train={"epochs": 200}, shots=(5, ANY)),
+        Rule(TASKRES + "scripts/taskres/README.md (ImageNet: adam_lr2e-4_B256_ep100/ep200)",
+             train={"lr": 0.0002}, datasets=("imagenet",)),
+        Rule(TASKRES + "trainers/taskres.py _get_base_text_features (ImageNet: IMAGENET_TEMPLATES_SELECT "
+             "plus the dataset's prompt, raw features averaged)",
+             method={"template": "select7+dataset"}, datasets=("imagenet",)),
+        Rule(TASKRES + "scripts/taskres/README.md (SCALE 1.0 for Flowers102)",
+             method={"alpha": 1.0}, datasets=("oxford_flowers",)),
+        Rule(TASKRES + "configs/trainers/TaskRes/generalization_rn50.yaml (lr 2e-4, 200 epochs)",
+             train={"lr": 0.0002, "epochs": 200}, protocols=("domain-generalization",)),
+    ),
+})
+
 def register_presets(method: str, rules: Sequence[Rule]) -> None:
     """The preset table of a method from outside vlprompt (a plugin)."""
     PRESETS[method] = tuple(rules)

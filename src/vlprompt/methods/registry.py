@@ -25,7 +25,8 @@ from .base import Method
 #: Modules whose import registers the built-in methods, in `list methods` order.
 BUILTIN_MODULES = ("zeroshot", "prompt_baselines", "linear_probe", "classifier_ft", "coop",
                    "cocoop", "prograd", "kgcoop", "vpt", "upt", "variational",
-                   "maple", "ivlp", "promptsrc", "clap", "lpp", "cross_modal_lp")
+                   "maple", "ivlp", "promptsrc", "clip_adapter", "tip_adapter", "taskres",
+                   "clap", "lpp", "cross_modal_lp")
 #: Environment variable naming extra modules to import for their methods.
 PLUGINS_ENV = "VLPROMPT_METHODS"
 #: Entry-point group of installed packages that bring methods.
