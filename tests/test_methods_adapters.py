@@ -1,18 +1,9 @@
 """CLIP-Adapter, Tip-Adapter(-F) and TaskRes: their equations, written from the papers with
-numbers computed here, the alpha/beta search against a brute force, the engine hooks that
-Tip-Adapter-F needs, and one learning run per method.
+numbers computed here, the alpha/beta search against a brute force, and the engine hooks
+(prepare_fit before the optimiser, finish_fit after SGD) that Tip-Adapter-F needs.
 
-Learning runs (16 shots, seed 1, the bundled tiny CLIP; zero-shot / untrained / trained,
-gain over the better start, the asserted margin). Measured 2026-12-03:
-
-    task        method                              zero-shot  untrained  trained    gain margin
-    rare_names  tip-adapter                             0.616      0.616    0.809  +0.194   0.10
-    rare_names  tip-adapter-f                           0.616      0.616    0.809  +0.194   0.10
-    rare_names  taskres (50 of 200 epochs)              0.616      0.616    MEAS_TR  0.10
-    textures    clip-adapter (50 of 200 epochs)         0.540      0.540    MEAS_CA  0.02
-
-The untrained Tip-Adapter has an empty cache, so it is zero-shot CLIP; TaskRes starts at a
-zero residual and CLIP-Adapter at ratio 0.2 of a random adapter.
+Their learning runs (16 shots on the synthetic tasks, measured gains and margins) are cases
+of tests/test_methods_learning.py, whose table lists them.
 """
 
 from __future__ import annotations
