@@ -178,6 +178,41 @@ def test_tip_f_engine_builds_the_cache_trains_the_keys_and_searches(tiny_vit, tm
     assert [n for n, p in m.named_parameters() if p.requires_grad] == ["learned.keys"]
 
 
+def test_tip_f_resume_continues_exactly(tiny_vit, tmp_path):
+    """A run stopped after 2 of 3 epochs and resumed ends with the keys of the uninterrupted run:
+    prepare_fit rebuilds the cache before the optimiser, then the checkpoint restores the keys."""
+    from vlprompt.data.types import Item
+
+    d = tiny_vit.embed_dim
+    g = torch.Generator().manual_seed(9)
+    train = [Item(path=f"train{i}.png", label=i % 3) for i in range(9)]
+    views = torch.randn(2, 9, d, generator=g)
+
+    class FakeTrainer(Trainer):
+        def train_features(self, items, epochs=None):
+            return views
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_second_epoch(row: dict) -> None:
+        if row["epoch"] == 1:  # before its checkpoint: the run continues after epoch 1
+            raise Stop
+
+    def run(out, resume: bool = False, on_epoch=None) -> torch.Tensor:
+        m = create_method("tip-adapter-f", tiny_vit, NAMES, template=TEMPLATE)
+        cfg = TrainConfig(epochs=3, batch_size=4, optimizer="adamw", lr=0.01, warmup_epochs=0, augment=False)
+        FakeTrainer(m, cfg, seed=1, out_dir=out, progress=False, on_epoch=on_epoch,
+                    run_config={"method": "tip-adapter-f"}).fit(train, (), resume=resume)
+        return m.learned.keys.detach().clone()
+
+    whole = run(tmp_path / "whole")
+    with pytest.raises(Stop):
+        run(tmp_path / "cut", on_epoch=stop_at_second_epoch)
+    resumed = run(tmp_path / "cut", resume=True)
+    assert torch.equal(resumed, whole)
+
+
 # ---------------------------------------------------------------------------- TaskRes
 
 def test_taskres_zero_residual_is_zero_shot(tiny_vit):
