@@ -3,6 +3,8 @@ splicing where the interface promises it, and one clear error when weights are m
 
 from __future__ import annotations
 
+import json
+
 import sys
 import time
 
@@ -233,9 +235,14 @@ def test_directory_without_tokenizer_says_so(hf_clip_dir, tmp_path):
         load_hf_clip(str(tmp_path))
 
 
-def test_directory_of_another_model_type_is_refused(tmp_path):
-    transformers.SiglipConfig().save_pretrained(str(tmp_path))
-    with pytest.raises(BackboneError, match="siglip"):
+@pytest.mark.parametrize("config", ["SiglipConfig", "Siglip2Config"])
+def test_directory_of_another_model_type_is_refused(tmp_path, config):
+    """SiglipModel and SigLIP 2 are refused by their model type, before any weights load."""
+    if not hasattr(transformers, config):
+        pytest.skip(f"transformers {transformers.__version__} has no {config}")
+    getattr(transformers, config)().save_pretrained(str(tmp_path))
+    model_type = json.loads((tmp_path / "config.json").read_text())["model_type"]
+    with pytest.raises(BackboneError, match=f"is a '{model_type}' model"):
         load_hf_clip(str(tmp_path))
 
 

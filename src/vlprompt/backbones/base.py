@@ -212,10 +212,13 @@ class VLBackbone(nn.Module, ABC):
         """The ViT tower's sizes, or a clear error naming the method that needs one."""
         if self.vision_tower is None:
             raise NeedsViTError(
-                f"{what} needs a ViT image tower, but backbone {self.spec!r} has a "
-                "convolutional one (e.g. RN50); choose a ViT backbone such as "
-                "openclip:ViT-B-16@openai")
+                f"{what} needs a ViT image tower read at its class token, but backbone {self.spec!r} has "
+                f"{self.image_tower_kind()}; choose a ViT backbone such as openclip:ViT-B-16@openai")
         return self.vision_tower
+
+    def image_tower_kind(self) -> str:
+        """What the image tower is, in words, when visual prompts cannot enter it."""
+        return "a convolutional one (e.g. RN50)"
 
 
 def causal_mask(length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -193,11 +193,9 @@ def build_open_clip_model(arch: str, weights: str | None) -> tuple[nn.Module, di
         source = _cached_tag_file(cfg)
         if source is None and not _network_reachable():
             raise _offline_error(arch, weights, cfg, "no network and not in the local cache")
-        pp_keys = ("mean", "std", "interpolation", "resize_mode", "fill_color")
         try:
             model = oc.create_model(arch, pretrained=source or weights, device="cpu",
-                                    force_quick_gelu=force_quick,
-                                    force_preprocess_cfg={k: cfg[k] for k in pp_keys if k in cfg})
+                                    force_quick_gelu=force_quick, force_preprocess_cfg=tag_preprocess(cfg))
         except Exception as exc:  # noqa: BLE001 - network failures come in many types
             raise _offline_error(arch, weights, cfg, type(exc).__name__) from None
         return model, dict(model.visual.preprocess_cfg)
@@ -205,6 +203,24 @@ def build_open_clip_model(arch: str, weights: str | None) -> tuple[nn.Module, di
         torch.manual_seed(RANDOM_INIT_SEED)
         model = oc.create_model(arch, pretrained=None, device="cpu")
     return model, dict(model.visual.preprocess_cfg)
+
+
+#: The preprocessing keys a weight tag may set (open_clip's `PreprocessCfg` besides the size).
+TAG_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
+
+
+def tag_preprocess(tag_cfg: dict) -> dict:
+    """The preprocessing a weight tag's config sets; the model config gives the rest."""
+    return {k: tag_cfg[k] for k in TAG_PREPROCESS_KEYS if k in tag_cfg}
+
+
+def transform_from_cfg(pp: dict, train: bool = False, flip: bool = True) -> Callable:
+    """vlprompt's image transform for an open_clip preprocess config (`model.visual.preprocess_cfg`)."""
+    size = pp.get("size", 224)
+    return build_transform(int(size[0] if isinstance(size, tuple | list) else size),
+                           tuple(pp.get("mean", OPENAI_MEAN)), tuple(pp.get("std", OPENAI_STD)), train=train,
+                           interpolation=pp.get("interpolation", "bicubic"), flip=flip,
+                           resize_mode=pp.get("resize_mode") or "shortest", fill_color=int(pp.get("fill_color") or 0))
 
 
 class OpenClipBackbone(VLBackbone):
@@ -223,7 +239,8 @@ class OpenClipBackbone(VLBackbone):
         self._text_ok = all(hasattr(self._text, n) for n in needed) and getattr(self._text, "cls_emb", None) is None
         self._causal = getattr(self._text, "attn_mask", None) is not None
         visual = model.visual
-        self._vit = all(hasattr(visual, n) for n in ("conv1", "class_embedding", "transformer", "ln_pre"))
+        self._vit = all(hasattr(visual, n) for n in ("conv1", "class_embedding", "transformer", "ln_pre")) \
+            and getattr(visual, "pool_type", "tok") == "tok" and getattr(visual, "attn_pool", None) is None
 
     # ------------------------------------------------------------------ description
     @property
@@ -244,6 +261,16 @@ class OpenClipBackbone(VLBackbone):
         tr = self.model.visual.transformer
         return TowerInfo(width=int(tr.width), depth=int(tr.layers))
 
+    def image_tower_kind(self) -> str:
+        visual = self.model.visual
+        if hasattr(visual, "trunk"):
+            return f"the timm model {type(visual.trunk).__name__}"
+        if hasattr(visual, "class_embedding"):
+            pool = getattr(visual, "pool_type", "tok")
+            return ("a ViT with attentional pooling" if getattr(visual, "attn_pool", None) is not None
+                    else f"a ViT pooled by {pool!r}, where prompt tokens would enter the pooled feature")
+        return f"a {type(visual).__name__} (convolutional)"
+
     @property
     def context_length(self) -> int:
         return int(self._text.positional_embedding.shape[0])
@@ -262,11 +289,7 @@ class OpenClipBackbone(VLBackbone):
         return tuple(self._pp.get("mean", OPENAI_MEAN)), tuple(self._pp.get("std", OPENAI_STD))
 
     def preprocess(self, train: bool = False, flip: bool = True) -> Callable:
-        mean, std = self.image_mean_std
-        return build_transform(self.image_size, mean, std, train=train,
-                               interpolation=self._pp.get("interpolation", "bicubic"), flip=flip,
-                               resize_mode=self._pp.get("resize_mode") or "shortest",
-                               fill_color=int(self._pp.get("fill_color") or 0))
+        return transform_from_cfg(self._pp, train=train, flip=flip)
 
     # ------------------------------------------------------------------ text side
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
@@ -378,6 +401,48 @@ class OpenClipBackbone(VLBackbone):
         return pooled
 
 
+SUPPORTED = "vlprompt supports CLIP-style models: causal text towers read at end-of-text"
+
+
+def config_problems(config: dict) -> list[str]:
+    """What in an open_clip model config vlprompt does not handle yet, in words (empty: none).
+    Read from the config alone, so a family is refused before any weights load or any
+    tokenizer is fetched."""
+    text, vision = config.get("text_cfg") or {}, config.get("vision_cfg") or {}
+    problems = []
+    if text.get("hf_model_name"):
+        problems.append(f"its text tower is the Hugging Face model {text['hf_model_name']}, not open_clip's "
+                        "TextTransformer")
+    else:
+        pool = text.get("pool_type", "argmax")
+        if pool != "argmax":
+            problems.append(f"its text tower pools the {pool!r} token instead of the end-of-text token")
+        if text.get("no_causal_mask"):
+            problems.append("its text tower has no causal mask")
+        if text.get("embed_cls"):
+            problems.append("its text tower appends a learned CLS token (CoCa)")
+    if "multimodal_cfg" in config:
+        problems.append("it is a captioning model (CoCa) with a multimodal decoder")
+    if config.get("init_logit_bias") is not None:
+        problems.append("its logits carry a learned bias (SigLIP's sigmoid loss)")
+    timm_name = vision.get("timm_model_name")
+    if timm_name:
+        try:
+            import timm  # noqa: F401 - open_clip builds timm image towers with it
+        except ImportError:
+            problems.append(f"its image tower is the timm model {timm_name}, and timm is not installed "
+                            "(pip install timm)")
+    return problems
+
+
+def preprocess_problems(preprocess_cfg: dict) -> list[str]:
+    """What in a weight tag's preprocessing vlprompt's transforms do not reproduce (empty: none)."""
+    resize = preprocess_cfg.get("resize_mode") or "shortest"
+    if resize not in ("shortest", "squash", "longest"):
+        return [f"its weights are evaluated with resize_mode {resize!r}"]
+    return []
+
+
 def refuse_unsupported(model: nn.Module, preprocess_cfg: dict, arch: str) -> None:
     """Refuse, by name, the open_clip families whose features or preprocessing vlprompt would
     get wrong without a word: text pooling other than at EOT, text towers without a causal
@@ -395,12 +460,9 @@ def refuse_unsupported(model: nn.Module, preprocess_cfg: dict, arch: str) -> Non
             problems.append("its text tower has no causal mask")
     if getattr(model, "logit_bias", None) is not None:
         problems.append("its logits carry a learned bias (SigLIP's sigmoid loss)")
-    resize = preprocess_cfg.get("resize_mode") or "shortest"
-    if resize not in ("shortest", "squash", "longest"):
-        problems.append(f"its weights are evaluated with resize_mode {resize!r}")
+    problems += preprocess_problems(preprocess_cfg)
     if problems:
-        raise BackboneError(f"open_clip model {arch} is not supported yet: {'; '.join(problems)} "
-                            "(vlprompt supports CLIP-style models: causal text towers read at end-of-text)")
+        raise BackboneError(f"open_clip model {arch} is not supported yet: {'; '.join(problems)} ({SUPPORTED})")
 
 
 def load_openclip(arch: str, weights: str | None, spec: str) -> OpenClipBackbone:
@@ -410,10 +472,9 @@ def load_openclip(arch: str, weights: str | None, spec: str) -> OpenClipBackbone
             (".pt", ".bin", ".safetensors", ".pth"))):
         raise BackboneError(f"checkpoint file {weights} does not exist")
     config = oc.get_model_config(register_model_config(arch) if arch.endswith(".json") else arch) or {}
-    hf_text = (config.get("text_cfg") or {}).get("hf_model_name")
-    if hf_text:
-        raise BackboneError(f"open_clip model {arch} is not supported yet: its text tower is the Hugging Face "
-                            f"model {hf_text}, not open_clip's TextTransformer")
+    problems = config_problems(config)
+    if problems:
+        raise BackboneError(f"open_clip model {arch} is not supported yet: {'; '.join(problems)} ({SUPPORTED})")
     model, pp = build_open_clip_model(arch, weights)
     refuse_unsupported(model, pp, arch)
     name = register_model_config(arch) if arch.endswith(".json") else arch
