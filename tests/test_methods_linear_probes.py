@@ -244,7 +244,7 @@ def test_cross_modal_step_mixes_images_and_texts(tiny_vit):
     labels = torch.cat([y, m.text_labels[idx]])
     logits = 100.0 * F.normalize(every, dim=-1) @ m.learned.weight.T
     assert out.logits.shape == (2, 3)  # the images' logits (training accuracy)
-    assert float(out.loss) == pytest.approx(float(F.cross_entropy(logits, labels)), rel=1e-5)
+    assert out.loss.item() == pytest.approx(F.cross_entropy(logits, labels).item(), rel=1e-5)
     assert m.text_labels[idx].tolist() == idx.tolist()  # one template: sample i is class i
 
 
