@@ -113,8 +113,9 @@ def test_clap_prepare_fit_uses_the_zero_shot_model_on_every_view(tiny_vit):
 def test_the_trainer_sets_clap_lambdas_before_training(tiny_vit, data):
     m = create_method("clap", tiny_vit, data.classnames, dataset_templates=data.templates)
     cfg = TrainConfig(epochs=1, batch_size=32, lr=0.1, augment=False)
-    Trainer(m, cfg, seed=1, progress=False, cache=FeatureCache(enabled=False)).fit(few(data.train))
+    result = Trainer(m, cfg, seed=1, progress=False, cache=FeatureCache(enabled=False)).fit(few(data.train))
     assert float(m.learned.lambdas.min()) > 0
+    assert result.info["clap_lambda_max"] == pytest.approx(float(m.learned.lambdas.max()))
 
 
 # ---------------------------------------------------------------------------------- ZS-LP
