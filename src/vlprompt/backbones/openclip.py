@@ -465,9 +465,67 @@ def refuse_unsupported(model: nn.Module, preprocess_cfg: dict, arch: str) -> Non
         raise BackboneError(f"open_clip model {arch} is not supported yet: {'; '.join(problems)} ({SUPPORTED})")
 
 
-def load_openclip(arch: str, weights: str | None, spec: str) -> OpenClipBackbone:
-    """Build an `OpenClipBackbone` from an architecture (or config JSON) and optional weights."""
+#: open_clip's own formats of a model with its config: a folder (`local-dir:`) and a hub
+#: repository in the local Hugging Face cache (`hf-hub:`).
+SCHEMAS = ("local-dir:", "hf-hub:")
+
+
+def _hub_snapshot(repo: str, spec: str) -> Path:
+    """The cached snapshot folder of hub repository `repo`; never goes to the network."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - open_clip depends on huggingface_hub
+        try_to_load_from_cache = None
+    found = try_to_load_from_cache(repo, "open_clip_config.json") if try_to_load_from_cache else None
+    if not isinstance(found, str):
+        raise BackboneError(
+            f"{spec} wants open_clip_config.json and the weights of {repo} from the Hugging Face hub, "
+            "and they are not in the local cache (~/.cache/huggingface/hub, or $HF_HUB_CACHE); download "
+            f"the repository where there is network (huggingface-cli download {repo}) and copy the cache "
+            "here, or copy the repository's files into a folder and use openclip:local-dir:<folder>")
+    return Path(found).parent
+
+
+def load_saved_model(name: str, spec: str) -> tuple[nn.Module, dict, str]:
+    """A model saved in open_clip's hub format (`open_clip_config.json` with `model_cfg` and
+    `preprocess_cfg`, plus the weights file) from a folder or the hub cache: the model, the
+    folder's preprocessing, and the `local-dir:` name open_clip reads it by."""
     oc = _open_clip()
+    if name.startswith("hf-hub:"):
+        folder = _hub_snapshot(name[len("hf-hub:"):], spec)
+    else:
+        folder = Path(name[len("local-dir:"):]).expanduser()
+        if not folder.is_dir():
+            raise BackboneError(f"{spec}: {folder} is not a folder")
+        if not (folder / "open_clip_config.json").is_file():
+            raise BackboneError(f"{spec}: {folder} has no open_clip_config.json (open_clip's saved format: "
+                                "that config, with model_cfg and preprocess_cfg, and the weights file)")
+    source = f"local-dir:{folder}"
+    try:
+        config = oc.get_model_config(source)
+    except ValueError as exc:
+        raise BackboneError(f"{spec}: {folder / 'open_clip_config.json'} is not a usable config ({exc})") from None
+    problems = config_problems(config or {})
+    if problems:
+        raise BackboneError(f"open_clip model {spec} is not supported yet: {'; '.join(problems)} ({SUPPORTED})")
+    if not any(any(folder.glob(pattern)) for pattern in ("*.safetensors", "*.bin", "*.pth")):
+        raise BackboneError(f"{spec}: {folder} holds no weights file (open_clip_model.safetensors, "
+                            "open_clip_pytorch_model.bin, ...)")
+    model = oc.create_model(source, device="cpu")
+    return model, dict(model.visual.preprocess_cfg), source
+
+
+def load_openclip(arch: str, weights: str | None, spec: str) -> OpenClipBackbone:
+    """Build an `OpenClipBackbone` from an architecture (or config JSON) and optional weights,
+    or from a saved folder or cached hub repository (`local-dir:<folder>`, `hf-hub:<id>`)."""
+    oc = _open_clip()
+    if arch.startswith(SCHEMAS):
+        if weights:
+            raise BackboneError(f"{spec}: a {arch.split(':')[0]} model takes its weights from its folder; "
+                                "drop the @ part")
+        model, pp, source = load_saved_model(arch, spec)
+        refuse_unsupported(model, pp, arch)
+        return OpenClipBackbone(model.float(), oc.get_tokenizer(source), pp, spec)
     if weights and not Path(weights).expanduser().exists() and (os.sep in weights or weights.endswith(
             (".pt", ".bin", ".safetensors", ".pth"))):
         raise BackboneError(f"checkpoint file {weights} does not exist")

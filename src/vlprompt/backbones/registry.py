@@ -4,6 +4,8 @@
 - `openclip:<arch>@<tag>`          an open_clip weight tag, e.g. `openclip:ViT-B-16@openai`
 - `openclip:<arch>@<file>`         a local checkpoint (open_clip, OpenAI .pt, safetensors)
 - `openclip:<config.json>[@<file>]` a user's own architecture
+- `openclip:local-dir:<folder>`    open_clip's saved format (open_clip_config.json + weights)
+- `openclip:hf-hub:<id>`           the same, from the local Hugging Face cache (never the network)
 - `hf:<hub id or directory>`       Hugging Face `CLIPModel`
 - `tiny`                           the bundled tiny CLIP (offline default)
 
