@@ -75,7 +75,8 @@ def test_a_config_file_holds_the_protocol_and_the_data_section(capsys, model_con
     assert code == 0, err
     config = json.loads((tmp_path / "a" / "run.json").read_text())["config"]
     assert config["preset"]["protocol"] == "base2new" and config["data"] == {"strict_shots": False,
-                                                                            "skip_bad_images": True}
+                                                                            "skip_bad_images": True,
+                                                                            "validation": "fewshot"}
     # the command line's flags apply on top of the file
     code, (_, err) = _train(capsys, model_configs, image_folder, tmp_path / "b", "--config", path,
                             "--protocol", "fewshot", "--strict-shots")

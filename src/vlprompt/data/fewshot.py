@@ -1,5 +1,8 @@
 """Few-shot subsets: K images per class from train, min(K, 4) from val, test kept whole.
 
+The validation data can be asked for otherwise (`validation`): none (the run sees no
+validation images) or the whole val split; the train shots are the same in every case.
+
 Sampling uses an explicit seeded generator, so a (dataset, K, seed) always gives the same
 subset. The subset is written as a readable JSON manifest (paths relative to the dataset
 root, labels, seed, K and a hash of the source split) and read back on the next run; a
@@ -29,6 +32,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "vlprompt.fewshot/1"
 MAX_VAL_SHOTS = 4
+#: What the validation split of a few-shot subset holds (`DataConfig.validation`).
+VALIDATION = ("fewshot", "none", "full")
 Entry = tuple[str, int]  # (path relative to the dataset root, label)
 
 
@@ -157,8 +162,11 @@ def _short_message(dataset: DatasetSplits, short: dict[int, int], k: int, split:
 
 def sample_fewshot(dataset: DatasetSplits, shots: int, seed: int = 1, *,
                    manifest_dir: str | Path | None = None, strict: bool = False,
-                   use_manifest: bool = True) -> DatasetSplits:
+                   use_manifest: bool = True, validation: str = "fewshot") -> DatasetSplits:
     """K shots per class from train, min(K, 4) per class from val, the test split whole.
+
+    `validation`: "fewshot" (the above), "none" (an empty val split) or "full" (the
+    dataset's whole val split); the train shots and the manifest do not depend on it.
 
     A class with fewer than K train images gives all it has and one warning, or a
     DatasetError with `strict=True`. The manifest lives in `manifest_dir` (default
@@ -168,6 +176,11 @@ def sample_fewshot(dataset: DatasetSplits, shots: int, seed: int = 1, *,
         raise DatasetError(f"shots must be a positive integer, got {shots!r}")
     if not isinstance(seed, int) or seed < 0:
         raise DatasetError(f"the seed must be an integer of 0 or more, got {seed!r}")
+    if validation not in VALIDATION:
+        raise DatasetError(f"validation must be one of {', '.join(VALIDATION)}, got {validation!r}")
+    if validation == "full" and not dataset.val:
+        raise DatasetError(f"{dataset.name} has no validation split, so validation=full has nothing to use; "
+                           "use fewshot or none")
     if not dataset.train:
         raise DatasetError(f"{dataset.name} has no train split (test-only datasets cannot be sampled)")
     root = _dataset_root(dataset)
@@ -219,9 +232,13 @@ def sample_fewshot(dataset: DatasetSplits, shots: int, seed: int = 1, *,
         return found if found is not None else _item(entry, root, n, where)
 
     new_train = [item(e, f"{path} train[{i}]") for i, e in enumerate(data["train"])]
-    new_val = [item(e, f"{path} val[{i}]") for i, e in enumerate(data["val"])]
+    if validation == "fewshot":
+        new_val = [item(e, f"{path} val[{i}]") for i, e in enumerate(data["val"])]
+    else:
+        new_val = list(dataset.val) if validation == "full" else []
     info = {**dataset.info, "fewshot": {
-        "shots": shots, "val_shots": val_shots, "seed": seed, "strict": data["strict"],
+        "shots": shots, "val_shots": val_shots if validation == "fewshot" else None, "seed": seed,
+        "validation": validation, "n_val": len(new_val), "strict": data["strict"],
         "manifest": str(path) if use_manifest else None, "reused": reused,
         "short_classes": data["short_classes"], "source_hash": expected["source_hash"]}}
     return replace(dataset, train=new_train, val=new_val, info=info)

@@ -80,3 +80,9 @@ class DataConfig:
                                        "asked for (default: take all it has, and warn)")
     skip_bad_images: bool = option(False, "leave out unreadable images, with a warning and a list in "
                                           "the run record (default: stop at the first one)")
+    validation: Literal["fewshot", "none", "full"] = option(
+        "fewshot", "data for model selection and hyper-parameter search: fewshot (min(K, 4) images per class "
+                   "of the val split), none (no validation data: every method keeps its fixed defaults, as a "
+                   "few-shot user must) or full (the whole val split, as some papers searched)",
+        "CoOp's few-shot val split (min(K, 4) per class); CLAP paper Sec. 3 (no validation set, the "
+        "realistic setting); Tip-Adapter and LP++ searched on the full val split")

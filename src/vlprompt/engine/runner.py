@@ -4,7 +4,8 @@ The configuration is resolved in one order, recorded in full in `run.json`:
 the `Config`/`TrainConfig`/`DataConfig` defaults <- the method's preset for (protocol, dataset,
 shots) (`methods/presets.py`) <- explicit dicts (`--config`) <- `--set section.key=value` (the
 CLI's `--epochs` is `--set train.epochs=N` put before the others). The test split is only
-touched once, after training; model selection uses the few-shot validation split.
+touched once, after training; model selection and hyper-parameter searches use the few-shot
+validation split, the whole val split, or nothing (`data.validation`: fewshot | full | none).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -101,6 +103,24 @@ def resolve_data_config(data_config: dict | None, overrides: Sequence[str] = ())
     return apply_text_overrides(dcfg, parse_overrides(overrides).get("data", {}), "data")
 
 
+def validation_fallbacks(tcfg: TrainConfig, dcfg: DataConfig, *, config: dict | None = None,
+                         overrides: Sequence[str] = ()) -> tuple[TrainConfig, dict[str, str]]:
+    """The train options a run without validation data uses, and what fell back to what.
+
+    With `data.validation=none`, a preset's `train.select=val` (model selection on the val
+    split) becomes `last`; asking for it explicitly (`--config`, `--set`) is refused, since
+    the two options contradict each other.
+    """
+    if dcfg.validation != "none" or tcfg.select != "val":
+        return tcfg, {}
+    explicit = "select" in ((config or {}).get("train") or {}) or "select" in parse_overrides(overrides).get("train", {})
+    if explicit:
+        raise ConfigError("train.select=val selects the model on validation data, and data.validation=none "
+                          "gives none; use train.select=last or another data.validation")
+    log.info("data.validation=none: model selection falls back from the best val epoch to the last epoch")
+    return replace(tcfg, select="last"), {"train.select": "last (the preset's val selection has no data)"}
+
+
 def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits, *, shots: int,
           out: str | Path, seed: int = 1, config: dict | None = None, overrides: Sequence[str] = (),
           resume: bool = False, runtime: Runtime | None = None) -> dict:
@@ -127,6 +147,7 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     mcfg, tcfg, preset = resolve_run_config(method, shots, protocol=protocol, dataset=dataset_name,
                                             method_config=sections.get("method"),
                                             train_config=sections.get("train"), overrides=overrides)
+    tcfg, fallbacks = validation_fallbacks(tcfg, dcfg, config=sections, overrides=overrides)
     data = _dataset(dataset, rt.root)
     one_class = one_class_message(data)
     if one_class and cls.SPEC.fit != "none":
@@ -136,7 +157,9 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     if cls.SPEC.fit != "none" or shots:
         if not isinstance(shots, int) or shots < 1:
             raise ConfigError(f"--shots must be a positive integer, got {shots!r}")
-        data = sample_fewshot(data, shots, seed, strict=dcfg.strict_shots)
+        data = sample_fewshot(data, shots, seed, strict=dcfg.strict_shots, validation=dcfg.validation)
+    elif dcfg.validation == "none":
+        data = replace(data, val=[])
     data, skipped = screen_images(data, dcfg.skip_bad_images, rt.workers)
     data_warnings = ([one_class] if one_class else []) + class_problems(
         data, ("train", "test") if cls.SPEC.fit != "none" else ("test",))
@@ -178,6 +201,7 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
         "seconds": {**{k: round(v, 3) for k, v in fit.seconds.items()}, "test": round(eval_seconds, 3),
                     "total": round(time.perf_counter() - t_start, 3)},
         "weights": str(weights), "skipped_images": skipped, "data_warnings": data_warnings,
+        "validation": {"setting": dcfg.validation, "n_val": len(data.val), "fallbacks": fallbacks},
     }
     atomic_write_json(out / RECORD, record)
     summary = {"run_dir": str(out), "method": method, "dataset": data.name, "backbone": bb.spec,

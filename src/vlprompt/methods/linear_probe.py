@@ -130,13 +130,14 @@ class LinearProbe(Method):
         cfg = self.config
         info: dict = {}
         if cfg.C is not None:
-            c = cfg.C
+            c, info["C_from"] = cfg.C, "method.C"
         elif val is not None and len(val[1]):
             c, tried = self.search_c((x, y), (self._prepare(val[0]).cpu(), val[1].cpu()))
             info["c_search"] = [{"C": ci, "val_top1": a} for ci, a in tried]
+            info["C_from"] = "validation search"
         else:
             log.warning("linear probe: no validation images to search C on; using C=%g", cfg.default_C)
-            c = cfg.default_C
+            c, info["C_from"] = cfg.default_C, "method.default_C (no validation data)"
         w, b = fit_logistic(x, y, self.num_classes, c, cfg.max_iter)
         with torch.no_grad():
             self.learned.weight.copy_(w)

@@ -16,6 +16,7 @@ and configs/base.yaml (300 iterations).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -31,6 +32,8 @@ from ..errors import ConfigError
 from .base import Method, MethodSpec
 from .registry import register_method
 from .zeroshot import text_classifier
+
+log = logging.getLogger(__name__)
 
 
 def lpp_logits(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, alpha: torch.Tensor,
@@ -169,4 +172,9 @@ class LPPlusPlus(Method):
         info = {"lr_w": lr_w, "lr_alpha": lr_alpha, "alpha_init": alpha0, "final_loss": float(loss.detach())}
         if best is not None:
             info.update(selected_iteration=best[1] + 1, val_top1=best[0])
+        else:
+            if cfg.select == "val":
+                log.info("lp++: no validation images to select the iteration on; keeping the last")
+            info["selected_iteration"] = f"last ({cfg.iterations})" + (
+                "; no validation data" if cfg.select == "val" else "")
         return info

@@ -153,13 +153,15 @@ class TipAdapter(Method):
         """Set alpha and beta by the grid search on `val`; keep the initial values without one."""
         cfg = self.config
         if not cfg.search:
-            return {"alpha": cfg.init_alpha, "beta": cfg.init_beta, "searched": False}
+            return {"alpha": cfg.init_alpha, "beta": cfg.init_beta, "searched": False,
+                    "alpha_beta_from": "method.init_alpha/init_beta (method.search=false)"}
         if val is None or not len(val[1]):
             log.warning("%s: no validation images to search alpha and beta on; using alpha=%g, beta=%g",
                         self.name, cfg.init_alpha, cfg.init_beta)
             self.learned.alpha.fill_(cfg.init_alpha)
             self.learned.beta.fill_(cfg.init_beta)
-            return {"alpha": cfg.init_alpha, "beta": cfg.init_beta, "searched": False}
+            return {"alpha": cfg.init_alpha, "beta": cfg.init_beta, "searched": False,
+                    "alpha_beta_from": "method.init_alpha/init_beta (no validation data)"}
         zero_shot, affinity = self.parts(val[0].to(self.text_weights.device))
         labels = val[1].to(zero_shot.device)
         beta, alpha, correct = search_alpha_beta(zero_shot, affinity, self.learned.values, labels,

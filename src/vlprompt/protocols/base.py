@@ -93,11 +93,12 @@ RUN_FORMAT = "vlprompt.run/3"
 def resolved_config(spec: RunSpec, backbone_checksum: str) -> dict:
     """The full configuration of a run: its spec plus every resolved method/train option."""
     from ..config import to_dict
-    from ..engine.runner import resolve_config, resolve_data_config
+    from ..engine.runner import resolve_config, resolve_data_config, validation_fallbacks
 
     mcfg, tcfg = resolve_config(spec.method, spec.shots, protocol=spec.protocol, dataset=spec.dataset,
                                 epochs=spec.epochs, overrides=spec.overrides)
-    resolve_data_config(None, spec.overrides)  # checked before the first run; the overrides are in the spec
+    dcfg = resolve_data_config(None, spec.overrides)  # checked before the first run; the overrides are in the spec
+    tcfg, _ = validation_fallbacks(tcfg, dcfg, overrides=spec.overrides)
     return {**spec.to_dict(), "method_config": to_dict(mcfg), "train": to_dict(tcfg),
             "backbone_checksum": backbone_checksum, "format": RUN_FORMAT}
 

@@ -25,11 +25,14 @@ from .presets import DATASET_ORDER
 from .summary import (
     average,
     by_backbone,
+    method_labeller,
     method_order,
     ordered,
     per_seed,
     slug,
     stat_of,
+    validation_note,
+    validation_of,
 )
 
 HM = "HM (harmonic mean)"
@@ -52,7 +55,7 @@ class BaseToNew(Protocol):
             full = _full_budget(recs)
             for shots in sorted({int(r["shots"]) for r in full if int(r["shots"]) > 0}) or [0]:
                 sel = [r for r in full if int(r["shots"]) in (0, shots)]
-                t, f = _setting_tables(backbone, sel, shots, lambda r: r["method"])
+                t, f = _setting_tables(backbone, sel, shots, method_labeller(sel, epochs=False))
                 tables += t
                 figures += f
             t, f = _tradeoff(backbone, recs)
@@ -67,11 +70,13 @@ def _full_budget(recs: list[dict]) -> list[dict]:
     def budget(r: dict) -> float:
         return math.inf if r.get("epochs") is None else float(r["epochs"])
 
+    def key(r: dict) -> tuple:
+        return r["method"], int(r["shots"]), validation_of(r)
+
     best: dict[tuple, float] = {}
     for r in recs:
-        key = (r["method"], int(r["shots"]))
-        best[key] = max(best.get(key, -math.inf), budget(r))
-    return [r for r in recs if budget(r) == best[(r["method"], int(r["shots"]))]]
+        best[key(r)] = max(best.get(key(r), -math.inf), budget(r))
+    return [r for r in recs if budget(r) == best[key(r)]]
 
 
 def _b_n_h(values: dict, method: str, datasets: list[str]) -> tuple[Stat | None, Stat | None, float | None, str]:
@@ -102,7 +107,7 @@ def _setting_tables(backbone: str, recs: list[dict], shots: int,
     key = f"base2new_{slug(backbone)}_{tag}"
     tables = [Table(key=f"{key}_average", title=f"Base-to-new, average over {len(datasets)} datasets "
                     f"({title_tag}) — backbone {backbone}", columns=["method", "Base", "New", HM],
-                    rows=rows, notes=[*notes, explain])]
+                    rows=rows, notes=[*notes, explain] + ([validation_note(recs)] if validation_note(recs) else []))]
     hm_rows = []
     for m in methods:
         row: list = [m]

@@ -26,7 +26,7 @@ from ..data.classsplit import split_base_new
 from ..data.fewshot import sample_fewshot
 from ..data.registry import load_dataset
 from ..data.types import DatasetSplits
-from ..engine.runner import evaluate_run, train
+from ..engine.runner import evaluate_run, resolve_data_config, train
 from ..engine.runs import RECORD, environment
 from ..errors import ConfigError, UserError
 from ..results.store import ResultStore
@@ -99,7 +99,8 @@ def execute_run(spec: RunSpec, config: dict, run_hash: str, backbone: VLBackbone
     t0 = time.perf_counter()
     run_dir = out_dir / run_hash[:16]
     full = datasets(spec.dataset)
-    data = sample_fewshot(full, spec.shots, spec.seed) if spec.shots > 0 else full
+    validation = resolve_data_config(None, spec.overrides).validation
+    data = sample_fewshot(full, spec.shots, spec.seed, validation=validation) if spec.shots > 0 else full
     data = split_base_new(data, spec.part)  # shots first, then the class split
     with PeakMemory() as memory:
         _train(spec, backbone, data, run_dir, runtime)
@@ -138,6 +139,7 @@ def execute_run(spec: RunSpec, config: dict, run_hash: str, backbone: VLBackbone
         per_class = metrics.get("per_class")
         extra = {k: metrics[k] for k in ("variants_top1", "n_classes") if k in metrics}
         extra.update(selected_epoch=run_record.get("selected_epoch"), fit_info=run_record.get("fit_info"),
+                     validation=run_record.get("validation") or {"setting": validation},
                      train_history=[{k: h.get(k) for k in ("epoch", "loss", "acc", "val_top1") if k in h}
                                     for h in run_record.get("history") or []])
         records.append({**common, "target": target.name, "target_dataset": target.dataset,

@@ -19,6 +19,7 @@ from .summary import (
     per_seed,
     slug,
     stat_of,
+    validation_note,
 )
 
 
@@ -62,6 +63,8 @@ class FewShot(Protocol):
             notes.append("mean ± 95% CI over seeds (t-distribution), top-1 accuracy in %; "
                          "Average: per-seed mean over datasets" + ("; 0-shot methods repeat in every column"
                                                                     if constant else ""))
+            if validation_note(recs):
+                notes.append(validation_note(recs))
             tables.append(Table(key=f"fewshot_{slug(backbone)}_{k}shot",
                                 title=f"Few-shot, {k}-shot — backbone {backbone}",
                                 columns=["method", *datasets, "Average"], rows=rows, notes=notes))

@@ -21,16 +21,46 @@ def by_backbone(records: Iterable[dict]) -> dict[str, list[dict]]:
     return dict(out)
 
 
-def method_labeller(records: list[dict]) -> Callable[[dict], str]:
-    """rec -> "coop", or "coop (5 ep)" when several epoch overrides occur."""
-    multi = len({r.get("epochs") for r in records if r.get("epochs") is not None}) > 1
+#: How a label marks a run's validation setting (`data.validation`); the default has no mark.
+VALIDATION_TAGS = {"fewshot": "", "none": "no val", "full": "full val"}
+VALIDATION_MEANING = {
+    "fewshot": "model selection and hyper-parameter searches on the few-shot val split (min(K, 4) per class)",
+    "none": "no validation data: each method's fixed defaults",
+    "full": "searches on the dataset's whole val split",
+}
+
+
+def validation_of(rec: dict) -> str:
+    """A record's `data.validation` setting; fewshot for records stored before the option
+    existed and for methods that learn nothing (0 shots), which use no validation data."""
+    if int(rec.get("shots") or 0) == 0:
+        return "fewshot"
+    setting = ((rec.get("metrics") or {}).get("validation") or {}).get("setting")
+    return setting if setting in VALIDATION_TAGS else "fewshot"
+
+
+def method_labeller(records: list[dict], epochs: bool = True) -> Callable[[dict], str]:
+    """rec -> "coop", or "coop (5 ep)" when several epoch overrides occur (unless not
+    `epochs`), with the validation setting when it is not the default: "clap (no val)"."""
+    multi = epochs and len({r.get("epochs") for r in records if r.get("epochs") is not None}) > 1
 
     def label(rec: dict) -> str:
-        if multi and rec.get("epochs") is not None:
-            return f"{rec['method']} ({rec['epochs']} ep)"
-        return rec["method"]
+        marks = [f"{rec['epochs']} ep"] if multi and rec.get("epochs") is not None else []
+        tag = VALIDATION_TAGS[validation_of(rec)]
+        marks += [tag] if tag else []
+        return f"{rec['method']} ({', '.join(marks)})" if marks else rec["method"]
 
     return label
+
+
+def validation_note(records: Iterable[dict]) -> str:
+    """The tables' note on which validation data the runs used (every table says it)."""
+    used = sorted({validation_of(r) for r in records if int(r.get("shots") or 0) > 0},
+                  key=list(VALIDATION_TAGS).index)
+    if not used:
+        return ""
+    parts = [f"{VALIDATION_TAGS[v] or 'unmarked'}: data.validation={v} ({VALIDATION_MEANING[v]})" for v in used]
+    return "validation — " + "; ".join(parts)
 
 
 def per_seed(records: Iterable[dict], key: Callable[[dict], Hashable],

@@ -23,6 +23,7 @@ from .summary import (
     per_seed,
     slug,
     stat_of,
+    validation_note,
 )
 
 DEFAULT_SHOTS = 16
@@ -67,6 +68,8 @@ class Transfer(Protocol):
         tag = f"{shots} shots"
         key = f"{self.name}_{slug(backbone)}_{slug(source)}_{shots}shot"
         notes.append("top-1 % mean ± 95% CI over seeds (t-distribution); Average: over the targets, per seed")
+        if validation_note(recs):
+            notes.append(validation_note(recs))
         table = Table(key=key, title=f"{self.title}: {source} → targets ({tag}) — backbone {backbone}",
                       columns=["method", f"{source} (source)", *targets, "Average (targets)"], rows=rows, notes=notes)
         cats = [source, *targets]
