@@ -82,3 +82,13 @@ def test_gpu_check_dry_run_runs_on_the_cpu(tmp_path):
         assert row["steps_per_s_fp32"] > 0
     assert report["auto_precision"] == "fp32" and report["encode_images_per_s"]["fp32"] > 0
     assert report["coop_50_classes_peak_gib"] is None  # GPU memory only on a GPU
+
+
+def test_workers_default_to_none_on_cpus_and_a_few_with_a_gpu(monkeypatch):
+    from vlprompt.utils import runtime
+
+    assert Runtime(device="cpu").workers == 0 and Runtime(device="cpu", workers=3).workers == 3
+    monkeypatch.setattr(runtime, "available_cores", lambda: 16)
+    assert runtime.default_workers("cpu") == 0 and runtime.default_workers("cuda:1") == runtime.GPU_WORKERS
+    monkeypatch.setattr(runtime, "available_cores", lambda: 2)
+    assert runtime.default_workers("cuda") == 1  # one core stays with the main process

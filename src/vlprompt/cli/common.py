@@ -28,7 +28,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default: CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:1, mps")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--workers", type=int, default=None, help=SHARED_HELP["--workers"])
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -37,7 +37,7 @@ def runtime_from_args(args: argparse.Namespace):
     """The one `Runtime` of a command, from the shared options it declares."""
     from ..utils.runtime import Runtime
 
-    return Runtime(device=getattr(args, "device", None) or "cpu", workers=getattr(args, "workers", None) or 0,
+    return Runtime(device=getattr(args, "device", None) or "cpu", workers=getattr(args, "workers", None),
                    progress=not getattr(args, "quiet", False), cache_dir=getattr(args, "cache_dir", None),
                    root=getattr(args, "root", None), log=",".join(getattr(args, "log", None) or ()))
 
@@ -46,7 +46,7 @@ def add_shared_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """The runtime options every computing command takes (those it does not declare itself)."""
     declared = {opt for a in parser._actions for opt in a.option_strings}
     if "--workers" not in declared:
-        parser.add_argument("--workers", type=int, default=0, help=SHARED_HELP["--workers"])
+        parser.add_argument("--workers", type=int, default=None, help=SHARED_HELP["--workers"])
     if "--quiet" not in declared:
         parser.add_argument("--quiet", action="store_true", help=SHARED_HELP["--quiet"])
     if "--cache-dir" not in declared:
@@ -72,7 +72,8 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 #: without its own help gets this text (`fill_shared_help`).
 SHARED_HELP = {
     "--device": "auto (default: CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:1, mps; checked before any work",
-    "--workers": "DataLoader worker processes (default 0: load images in the main process)",
+    "--workers": "DataLoader worker processes (default: 0 on CPUs, where decoding would take cores "
+                 "from encoding; up to 4 with a GPU)",
     "--batch-size": "images per batch when encoding",
     "--quiet": "no progress bars",
     "--cache-dir": "folder of the frozen image features reused across runs (default: $VLPROMPT_CACHE/features, else ~/.cache/vlprompt/features)",

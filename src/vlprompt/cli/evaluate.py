@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="evaluate on this dataset (default: the run's own)")
     p.add_argument("--root", type=Path, help="the folder holding the benchmark datasets")
     p.add_argument("--device", default="auto")
-    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_skip_bad_images(p)

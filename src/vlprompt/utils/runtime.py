@@ -30,7 +30,7 @@ class Runtime:
     `set_threads` (the CLI's `--threads`)."""
 
     device: str = "auto"  # auto: CUDA, then Apple's MPS, then the CPU
-    workers: int = 0  # DataLoader worker processes
+    workers: int | None = None  # DataLoader worker processes; None: `default_workers(device)`
     progress: bool = True  # progress bars
     cache_dir: str | Path | None = None  # frozen image features are cached here (None: the default folder)
     root: str | Path | None = None  # the folder holding the benchmark datasets ($DATA)
@@ -38,6 +38,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", str(check_device(self.device)))  # "auto" -> what this machine has
+        if self.workers is None:
+            object.__setattr__(self, "workers", default_workers(self.device))
         if not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigError(f"workers must be a non-negative integer, got {self.workers!r}")
         object.__setattr__(self, "log", check_loggers(self.log))
@@ -65,6 +67,19 @@ def check_loggers(names) -> tuple[str, ...]:
     if bad:
         raise ConfigError(f"unknown logger {bad[0]!r} in --log; use {' or '.join(LOGGERS)}")
     return tuple(dict.fromkeys(n for n in given if n))
+
+
+#: DataLoader workers on a GPU machine when the user names none: image decoding in the main
+#: process would leave the GPU waiting. Not yet measured on a GPU (docs/performance.md).
+GPU_WORKERS = 4
+
+
+def default_workers(device: str) -> int:
+    """0 on CPUs (the decoding processes would take cores from the encoding), else up to
+    GPU_WORKERS, leaving one core to the main process."""
+    if not device.startswith("cuda"):
+        return 0
+    return min(GPU_WORKERS, max(0, available_cores() - 1))
 
 
 def runtime_or_default(runtime: Runtime | None) -> Runtime:
