@@ -243,3 +243,33 @@ def test_gpa_off_keeps_the_last_epoch_and_a_resumed_run_aggregates_the_same(tiny
 
     last, _ = run(tmp_path / "off", gpa=False)
     assert "gpa_ctx" not in last and not torch.allclose(last["ctx"], whole["ctx"], atol=1e-6)
+
+
+# ---------------------------------------------------------------------- presets
+@pytest.mark.parametrize("protocol,dataset,method,epochs", [
+    ("base2new", "dtd", {}, 20),  # the defaults are the base-to-new config's (mean 15, std 1, depth 9)
+    ("fewshot", "caltech101", {"gpa_mean": 30.0, "gpa_std": 30.0}, 50),
+    ("fewshot", "dtd", {"gpa_mean": 45.0, "gpa_std": 5.0}, 50),
+    ("cross-dataset", "imagenet", {"text_depth": 3, "vision_depth": 3, "gpa_mean": 6.0, "gpa_std": 10.0}, 20),
+])
+def test_promptsrc_presets_follow_its_configs(protocol, dataset, method, epochs):
+    from vlprompt.methods.presets import resolve_preset
+    from vlprompt.methods.promptsrc import PromptSRC
+
+    preset = resolve_preset(PromptSRC, protocol=protocol, dataset=dataset, shots=16)
+    assert preset.method == method
+    assert preset.train == {"lr": 0.0025, "batch_size": 4, "epochs": epochs}
+    cfg = PromptSRC.Config()
+    assert (cfg.n_ctx_text, cfg.n_ctx_vision, cfg.text_depth, cfg.vision_depth) == (4, 4, 9, 9)
+    assert (cfg.text_loss_weight, cfg.image_loss_weight, cfg.gpa_mean, cfg.gpa_std) == (25, 10, 15, 1)
+
+
+def test_ivlp_preset_is_the_maple_repos_2_plus_2_config():
+    from vlprompt.methods.ivlp import IVLP
+    from vlprompt.methods.presets import resolve_preset
+
+    for protocol in ("fewshot", "base2new", "cross-dataset"):
+        preset = resolve_preset(IVLP, protocol=protocol)
+        assert preset.method == {} and preset.train == {"lr": 0.0035, "batch_size": 4, "epochs": 5}
+    cfg = IVLP.Config()
+    assert (cfg.n_ctx_text, cfg.n_ctx_vision, cfg.text_depth, cfg.vision_depth) == (2, 2, 12, 12)
