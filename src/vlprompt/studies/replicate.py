@@ -4,7 +4,9 @@ Each claim is a comparison of averages over datasets (few-shot: per shot count; 
 new: base or new accuracy) and is reported as `holds`, `does not hold` (with the numbers),
 or `not checked` when a method it needs is not registered or has no results. "Matches"
 allows the combined 95% CI of the two averages (at least one point); "beats" compares the
-means, as the papers do, and the numbers say when the gap lies within that interval. The grids run into a
+means, as the papers do, and the numbers say when the gap lies within that interval. Claims
+about runs without validation data (CLAP's realistic setting) compare runs made with
+`data.validation=none`; the others use the few-shot validation split. The grids run into a
 results database like `vlprompt run`, so a rerun reuses them; the verdicts are stored as
 the `claims` analysis and shown by `vlprompt report`.
 """
@@ -12,12 +14,12 @@ the `claims` analysis and shown by `vlprompt report`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..methods.registry import list_methods
-from ..protocols.summary import average, per_seed
+from ..protocols.summary import average, per_seed, validation_of
 from ..results.stats import Stat
 from ..results.store import ResultStore, load_records
 from ..utils.runtime import Runtime, runtime_or_default
@@ -25,6 +27,11 @@ from .demo import StudyGrid
 
 FEWSHOT_METHODS = ["zeroshot", "coop", "prograd", "classifier-ft", "vpt", "upt"]
 B2N_METHODS = ["zeroshot", "coop", "cocoop", "variational"]
+#: Methods on cached features (seconds each): few-shot grid at their presets' epochs, with the
+#: few-shot validation split, and again without validation data (`data.validation=none`).
+CACHED_METHODS = ["linear-probe", "tip-adapter", "tip-adapter-f", "lp++", "clap"]
+NO_VAL_METHODS = ["linear-probe", "clap"]
+NO_VAL = "data.validation=none"
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,56 @@ def _upt_beats(avg, shots):
     return ("holds" if holds else "does not hold"), f"{k}-shot: upt {_pct(upt)}, coop {_pct(coop)}, vpt {_pct(vpt)}{close}"
 
 
+def _tip_beats_zeroshot(avg, shots):
+    k = max(shots)
+    tip, zs = avg("fewshot", "tip-adapter", k), avg("fewshot", "zeroshot", k)
+    if tip is None or zs is None:
+        return "not checked", "needs tip-adapter and zeroshot few-shot results"
+    return (("holds" if tip.mean > zs.mean else "does not hold"),
+            f"{k}-shot: tip-adapter {_pct(tip)} vs zero-shot {_pct(zs)}{_gap(tip, zs)}")
+
+
+def _tip_f_beats_tip(avg, shots):
+    k = max(shots)
+    tip_f, tip = avg("fewshot", "tip-adapter-f", k), avg("fewshot", "tip-adapter", k)
+    if tip_f is None or tip is None:
+        return "not checked", "needs tip-adapter-f and tip-adapter few-shot results"
+    return (("holds" if tip_f.mean > tip.mean else "does not hold"),
+            f"{k}-shot: tip-adapter-f {_pct(tip_f)} vs tip-adapter {_pct(tip)}{_gap(tip_f, tip)}")
+
+
+def _clap_above_zeroshot_without_val(avg, shots):
+    rows, ok = [], True
+    for k in shots:
+        clap, zs = avg("fewshot", "clap", k, validation="none"), avg("fewshot", "zeroshot", k)
+        if clap is None or zs is None:
+            return "not checked", f"needs clap with {NO_VAL} and zeroshot few-shot results at every shot count"
+        ok &= clap.mean > zs.mean
+        rows.append(f"{k}-shot: clap (no val) {_pct(clap)} vs zero-shot {_pct(zs)}{_gap(clap, zs)}")
+    return ("holds" if ok else "does not hold"), "; ".join(rows)
+
+
+def _probe_below_zeroshot_without_val(avg, shots):
+    if 1 not in shots:
+        return "not checked", "needs a 1-shot grid"
+    lp, zs = avg("fewshot", "linear-probe", 1, validation="none"), avg("fewshot", "zeroshot", 1)
+    if lp is None or zs is None:
+        return "not checked", f"needs linear-probe with {NO_VAL} and zeroshot at 1 shot"
+    return (("holds" if lp.mean < zs.mean else "does not hold"),
+            f"1-shot: linear-probe (no val, default C) {_pct(lp)} vs zero-shot {_pct(zs)}{_gap(lp, zs)}")
+
+
+def _lpp_beats_probe(avg, shots):
+    rows, ok = [], True
+    for k in shots:
+        lpp, lp = avg("fewshot", "lp++", k), avg("fewshot", "linear-probe", k)
+        if lpp is None or lp is None:
+            return "not checked", "needs lp++ and linear-probe few-shot results at every shot count"
+        ok &= lpp.mean > lp.mean
+        rows.append(f"{k}-shot: lp++ {_pct(lpp)} vs linear-probe {_pct(lp)}{_gap(lpp, lp)}")
+    return ("holds" if ok else "does not hold"), "; ".join(rows)
+
+
 def _beats_coop_on_new(method: str):
     def check(avg, shots):
         m, coop = avg("base2new", method, None, "new"), avg("base2new", "coop", None, "new")
@@ -112,18 +169,36 @@ CLAIMS = [
     Claim("cocoop-new", "CoCoOp", "CoCoOp beats CoOp on new classes", _beats_coop_on_new("cocoop")),
     Claim("variational-new", "Variational prompt tuning", "variational prompt tuning beats CoOp on new classes",
           _beats_coop_on_new("variational")),
+    Claim("tip-adapter-beats-zeroshot", "Tip-Adapter",
+          "the training-free Tip-Adapter beats zero-shot CLIP at the most shots of the grid", _tip_beats_zeroshot),
+    Claim("tip-adapter-f-beats-tip-adapter", "Tip-Adapter",
+          "fine-tuning the cache keys (Tip-Adapter-F) beats the training-free Tip-Adapter at the most shots",
+          _tip_f_beats_tip),
+    Claim("clap-above-zeroshot-no-val", "CLAP",
+          "without validation data, CLAP stays above zero-shot CLIP at every shot count",
+          _clap_above_zeroshot_without_val),
+    Claim("linear-probe-1shot-no-val", "CLAP",
+          "without validation data, an unconstrained linear probe (default C) falls below zero-shot at 1 shot",
+          _probe_below_zeroshot_without_val),
+    Claim("lp++-beats-linear-probe", "LP++", "LP++ beats the CLIP linear probe at every shot count",
+          _lpp_beats_probe),
 ]
 
 
 def averager(records: list[dict]) -> Callable[..., Stat | None]:
-    """avg(protocol, method, shots, target) -> average over the protocol's datasets (None if incomplete)."""
+    """avg(protocol, method, shots, target, validation) -> average over the protocol's datasets
+    (None if incomplete) of the runs with that `data.validation` setting (default: fewshot;
+    0-shot methods use no validation data and match every setting)."""
     datasets = {p: sorted({r["dataset"] for r in records if r["protocol"] == p}) for p in ("fewshot", "base2new")}
-    values = per_seed(records, lambda r: (r["protocol"], r["method"], int(r["shots"]), r["target"], r["dataset"]))
+    values = per_seed(records, lambda r: (r["protocol"], r["method"], int(r["shots"]), r["target"], r["dataset"],
+                                          validation_of(r)))
 
-    def avg(protocol: str, method: str, shots: int | None, target: str = "test") -> Stat | None:
+    def avg(protocol: str, method: str, shots: int | None, target: str = "test",
+            validation: str = "fewshot") -> Stat | None:
         groups: dict[str, dict[int, float]] = {}
-        for (p, m, k, t, d), v in values.items():
-            if (p, m, t) == (protocol, method, target) and (shots is None or k in (shots, 0)):
+        for (p, m, k, t, d, val), v in values.items():
+            if ((p, m, t) == (protocol, method, target) and (shots is None or k in (shots, 0))
+                    and (val == validation or k == 0)):
                 groups[d] = v
         return average(groups, datasets[protocol])[0] if groups else None
 
@@ -168,6 +243,15 @@ def run_replicate(out: str | Path = "replicate", grid: StudyGrid | None = None, 
                                                      shots=list(shots), **axes), **common),
              "base2new": run_protocol("base2new", Grid(methods=[m for m in B2N_METHODS if m in known],
                                                        shots=list(b2n_shots), **axes), **common)}
+    # cached-feature methods at their presets' epochs (the caller's epochs when given): seconds each
+    cached = {**axes, "epochs": grid.epochs}
+    for name, methods, extra in (("fewshot (cached features)", CACHED_METHODS, []),
+                                 ("fewshot (no validation)", NO_VAL_METHODS, [NO_VAL])):
+        chosen = [m for m in methods if m in known]
+        if chosen:
+            grids[name] = run_protocol("fewshot", Grid(methods=chosen, shots=list(shots),
+                                                       **{**cached, "overrides": [*cached["overrides"], *extra]}),
+                                       **common)
     claims = evaluate_claims(load_records([db]))
     with ResultStore(db) as store:
         for c in claims:
