@@ -107,6 +107,7 @@ def test_grid_records_hash_and_report(tmp_path, backbone_spec):
     md = (tmp_path / "rep" / "tables.md").read_text()
     assert "| lp++ (no val) |" in md and "| lp++ |" in md and "| zeroshot (no val)" not in md
     assert "no val: data.validation=none (no validation data: each method's fixed defaults)" in md
+    assert "| fewshot | lp++ (no val) |" in md  # timed apart: no search to pay for
 
 
 def test_labels_keep_settings_apart():

@@ -15,7 +15,14 @@ def _csv(values) -> str:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..studies.demo import DEMO_B2N_SHOTS, DEMO_DATASETS, DEMO_EPOCHS, DEMO_SEEDS, DEMO_SHOTS
+    from ..studies.demo import (
+        DEMO_B2N_SHOTS,
+        DEMO_DATASETS,
+        DEMO_EPOCHS,
+        DEMO_METHODS,
+        DEMO_SEEDS,
+        DEMO_SHOTS,
+    )
 
     p = sub.add_parser("demo", help="run small few-shot and base-to-new grids offline and write the report",
                        description="The whole pipeline on the bundled tiny CLIP and the synthetic suite: a "
@@ -24,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("."), help="folder for demo.db, demo-runs/ and report/ (default .)")
     p.add_argument("--backbone", default="tiny", help="default: the bundled tiny CLIP; any backbone spec works")
     p.add_argument("--datasets", help=f"default {_csv(DEMO_DATASETS)}")
-    p.add_argument("--methods", help="for both grids (default few-shot: zeroshot, linear-probe, classifier-ft, "
-                                     "coop, prograd, kgcoop; base-to-new: zeroshot, coop, cocoop, prograd, kgcoop)")
+    p.add_argument("--methods", help=f"for both grids (default few-shot: {', '.join(DEMO_METHODS['fewshot'])}; "
+                                     f"base-to-new: {', '.join(DEMO_METHODS['base2new'])})")
     p.add_argument("--shots", help=f"few-shot grid (default {_csv(DEMO_SHOTS)})")
     p.add_argument("--b2n-shots", help=f"base-to-new grid (default {_csv(DEMO_B2N_SHOTS)})")
     p.add_argument("--seeds", help=f"default {_csv(DEMO_SEEDS)}")

@@ -1,8 +1,9 @@
 """Helpers that protocols use to turn records into per-seed values.
 
 Records are grouped by backbone (one set of tables each) and by a method label. The label
-carries the `--epochs` override when a protocol's records hold more than one, so runs with
-different budgets are never averaged together.
+carries the `--epochs` override when a protocol's records hold more than one, and the
+validation setting when it is not the default (`data.validation`), so runs with different
+budgets or validation data are never averaged together.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
 
 from ..results.stats import Stat, average_over_groups, mean_ci
+from ..results.validation import VALIDATION_MEANING, VALIDATION_TAGS, validation_of
 
 
 def by_backbone(records: Iterable[dict]) -> dict[str, list[dict]]:
@@ -19,24 +21,6 @@ def by_backbone(records: Iterable[dict]) -> dict[str, list[dict]]:
     for rec in records:
         out[rec["backbone"]].append(rec)
     return dict(out)
-
-
-#: How a label marks a run's validation setting (`data.validation`); the default has no mark.
-VALIDATION_TAGS = {"fewshot": "", "none": "no val", "full": "full val"}
-VALIDATION_MEANING = {
-    "fewshot": "model selection and hyper-parameter searches on the few-shot val split (min(K, 4) per class)",
-    "none": "no validation data: each method's fixed defaults",
-    "full": "searches on the dataset's whole val split",
-}
-
-
-def validation_of(rec: dict) -> str:
-    """A record's `data.validation` setting; fewshot for records stored before the option
-    existed and for methods that learn nothing (0 shots), which use no validation data."""
-    if int(rec.get("shots") or 0) == 0:
-        return "fewshot"
-    setting = ((rec.get("metrics") or {}).get("validation") or {}).get("setting")
-    return setting if setting in VALIDATION_TAGS else "fewshot"
 
 
 def method_labeller(records: list[dict], epochs: bool = True) -> Callable[[dict], str]:
@@ -60,7 +44,7 @@ def validation_note(records: Iterable[dict]) -> str:
     if not used:
         return ""
     parts = [f"{VALIDATION_TAGS[v] or 'unmarked'}: data.validation={v} ({VALIDATION_MEANING[v]})" for v in used]
-    return "validation — " + "; ".join(parts)
+    return "validation data — " + "; ".join(parts)
 
 
 def per_seed(records: Iterable[dict], key: Callable[[dict], Hashable],

@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from .stats import mean_ci, pearson
 from .tables import Figure, Panel, Series, Table
+from .validation import validation_tag
 
 ZERO_SHOT = "zeroshot"
 
@@ -33,7 +34,9 @@ def timing(records: list[dict]) -> list[Table]:
     for r in runs.values():
         if int(r["shots"]) in (0, most_shots[(r["protocol"], r["backbone"], r["dataset"])]):
             epochs = "preset" if r.get("epochs") is None else int(r["epochs"])
-            groups[(r["protocol"], r["backbone"], r["dataset"], r["method"], int(r["shots"]), epochs)].append(r)
+            tag = validation_tag(r)  # runs without validation data skip the searches: timed apart
+            method = f"{r['method']} ({tag})" if tag else r["method"]
+            groups[(r["protocol"], r["backbone"], r["dataset"], method, int(r["shots"]), epochs)].append(r)
     rows = []
     def order(key: tuple) -> tuple:
         return (*key[:5], -1 if key[5] == "preset" else key[5])

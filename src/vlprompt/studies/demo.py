@@ -24,8 +24,11 @@ DEMO_DATASETS = ["synthetic:shapes", "synthetic:textures", "synthetic:counting",
 #: are left out because they cost far more than the rest on a CPU; CoCoOp (the most expensive of
 #: the rest) runs where it matters, on new classes; classifiers with one weight per class (linear
 #: probe, classifier fine-tuning) only in the few-shot grid, since they cannot reach new classes.
-DEMO_METHODS = {"fewshot": ["zeroshot", "linear-probe", "classifier-ft", "coop", "prograd", "kgcoop"],
-                "base2new": ["zeroshot", "coop", "cocoop", "prograd", "kgcoop"]}
+#: Of the adapters on cached features (about a second a run on the tiny model), Tip-Adapter,
+#: CLAP and LP++; only CLAP (a classifier from class names) moves to new classes.
+DEMO_METHODS = {"fewshot": ["zeroshot", "linear-probe", "classifier-ft", "coop", "prograd", "kgcoop",
+                            "tip-adapter", "clap", "lp++"],
+                "base2new": ["zeroshot", "coop", "cocoop", "prograd", "kgcoop", "clap"]}
 DEMO_SHOTS = [1, 2, 4]
 DEMO_SEEDS = [1, 2, 3]
 DEMO_B2N_SHOTS = [4]
