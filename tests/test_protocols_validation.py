@@ -95,17 +95,21 @@ def test_grid_records_hash_and_report(tmp_path, backbone_spec):
     db = tmp_path / "g.db"
     first = run_protocol("fewshot", Grid(**axes), db=db, runtime=RT)
     second = run_protocol("fewshot", Grid(**axes, overrides=["data.validation=none"]), db=db, runtime=RT)
-    assert not first["failed"] and not second["failed"]
+    third = run_protocol("fewshot", Grid(**{**axes, "methods": ["lp++"]}, overrides=["data.validation=full"]),
+                         db=db, runtime=RT)
+    assert not first["failed"] and not second["failed"] and not third["failed"]
     assert second["ran"] == 2  # a changed setting is a new run (its hash differs), zero-shot included
     recs = load_records([db])
     lpp = {validation_of(r): r for r in recs if r["method"] == "lp++"}
-    assert set(lpp) == {"fewshot", "none"}
+    assert set(lpp) == {"fewshot", "none", "full"}
+    assert lpp["full"]["metrics"]["validation"]["n_val"] == 32  # the whole val split of the task
     assert lpp["none"]["metrics"]["validation"]["n_val"] == 0
     assert lpp["none"]["metrics"]["fit_info"]["selected_iteration"] == "last (300); no validation data"
     assert lpp["fewshot"]["metrics"]["validation"]["n_val"] == 4
     report(db, tmp_path / "rep", plots=False)
     md = (tmp_path / "rep" / "tables.md").read_text()
-    assert "| lp++ (no val) |" in md and "| lp++ |" in md and "| zeroshot (no val)" not in md
+    assert "| lp++ (no val) |" in md and "| lp++ (full val) |" in md and "| lp++ |" in md
+    assert "| zeroshot (no val)" not in md
     assert "no val: data.validation=none (no validation data: each method's fixed defaults)" in md
     assert "| fewshot | lp++ (no val) |" in md  # timed apart: no search to pay for
 
