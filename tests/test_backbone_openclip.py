@@ -262,15 +262,15 @@ def test_cached_tag_weights_are_used_without_network(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("change, words", [
-    ({"text_cfg": {"pool_type": "last"}}, "pools the 'last' token"),
-    ({"text_cfg": {"no_causal_mask": True}}, "no causal mask"),
-    ({"init_logit_bias": -10.0}, "learned bias"),
+    ({"text_cfg": {"pool_type": "last"}}, "causal text tower is read at the last padded position"),
+    ({"text_cfg": {"pool_type": "eos", "eos_id": 2}}, "pools the 'eos' token"),
+    ({"text_cfg": {"embed_cls": True}}, "learned CLS token"),
     ({"text_cfg": {"hf_model_name": "xlm-roberta-base", "hf_tokenizer_name": "xlm-roberta-base"}},
      "Hugging Face model xlm-roberta-base"),
 ])
 def test_families_we_would_get_wrong_are_refused_by_name(model_configs, tmp_path, change, words):
-    """SigLIP-style pooling, non-causal text towers, logit biases and Hugging Face text towers
-    would give features other than the library's: refused before any work, in one line."""
+    """Pooling we do not reproduce, CoCa's CLS token and Hugging Face text towers would give
+    features other than the library's: refused before any work, in one line."""
     config = json.loads(Path(model_configs["vit"]).read_text())
     for key, value in change.items():
         if isinstance(value, dict):
@@ -311,3 +311,29 @@ def test_known_resize_modes_load_and_unknown_ones_are_refused(tiny_vit):
         refuse_unsupported(tiny_vit.model, {"resize_mode": mode}, "tiny")
     with pytest.raises(BackboneError, match="resize_mode 'stretchy'"):
         refuse_unsupported(tiny_vit.model, {"resize_mode": "stretchy"}, "tiny")
+
+
+def test_a_siglip_style_text_tower_gives_the_librarys_logits_and_refuses_text_prompts(model_configs, tmp_path):
+    """No causal mask, read at the last position, a logit bias: the whole padded sequence is
+    encoded, the bias is in the logits, and prompt methods are refused by name."""
+    from vlprompt.methods.registry import create_method
+    from vlprompt.methods.zeroshot import ZeroShotClassifier
+
+    config = json.loads(Path(model_configs["vit"]).read_text())
+    config["text_cfg"] = {**config["text_cfg"], "pool_type": "last", "no_causal_mask": True}
+    config["init_logit_bias"] = -10.0
+    path = tmp_path / "last_pool.json"  # a name with "siglip" makes open_clip fetch its tokenizer
+    path.write_text(json.dumps(config))
+    bb = load_backbone(f"openclip:{path}")
+    model = bb.model
+    texts = ["a photo of a cat.", "a photo of a very small dog."]
+    images = torch.randn(2, 3, bb.image_size, bb.image_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(bb.encode_texts(texts), model.encode_text(bb.tokenize(texts)), atol=1e-5)
+        ours = ZeroShotClassifier(bb, ["cat", "dog"], ["a photo of a {}."]).logits_from_features(bb.encode_images(images))
+        text = model.encode_text(bb.tokenize(["a photo of a cat.", "a photo of a dog."]), normalize=True)
+        theirs = model.logit_scale.exp() * model.encode_image(images, normalize=True) @ text.T + model.logit_bias
+    assert torch.allclose(ours, theirs, atol=1e-4) and float(bb.logit_bias) == -10.0
+    with pytest.raises(BackboneError, match="no causal mask"):
+        create_method("coop", bb, ["cat", "dog"])
+    assert create_method("linear-probe", bb, ["cat", "dog"]) is not None  # frozen features work

@@ -73,6 +73,16 @@ class VLBackbone(nn.Module, ABC):
     def logit_scale(self) -> torch.Tensor:
         """CLIP's temperature, already exponentiated (about 100 for OpenAI's models)."""
 
+    @property
+    def logit_bias(self) -> torch.Tensor | None:
+        """SigLIP's learned logit bias (a scalar added to every logit), or None. A constant shift
+        of every class's logit changes neither softmax probabilities nor predictions."""
+        return None
+
+    def text_prompt_problem(self) -> str | None:
+        """Why prompt methods cannot splice context vectors into this text tower (None: they can)."""
+        return None
+
     @abstractmethod
     def preprocess(self, train: bool = False) -> Callable:
         """PIL image -> normalised tensor, with the mean/std/size that travel with the weights."""

@@ -238,6 +238,8 @@ class OpenClipBackbone(VLBackbone):
         needed = ("token_embedding", "positional_embedding", "transformer", "ln_final")
         self._text_ok = all(hasattr(self._text, n) for n in needed) and getattr(self._text, "cls_emb", None) is None
         self._causal = getattr(self._text, "attn_mask", None) is not None
+        # "argmax": at EOT; "last": the last position (a CLIP model keeps it as text_pool_type)
+        self._pool = getattr(self._text, "pool_type", getattr(model, "text_pool_type", "argmax"))
         visual = model.visual
         self._vit = all(hasattr(visual, n) for n in ("conv1", "class_embedding", "transformer", "ln_pre")) \
             and getattr(visual, "pool_type", "tok") == "tok" and getattr(visual, "attn_pool", None) is None
@@ -278,6 +280,19 @@ class OpenClipBackbone(VLBackbone):
     @property
     def logit_scale(self) -> torch.Tensor:
         return self.model.logit_scale.exp()
+
+    @property
+    def logit_bias(self) -> torch.Tensor | None:
+        bias = getattr(self.model, "logit_bias", None)
+        return None if bias is None else bias.detach()
+
+    def text_prompt_problem(self) -> str | None:
+        if not self._text_ok:
+            return "its text tower cannot be fed token embeddings"
+        if not self._causal:
+            return ("its text tower has no causal mask (SigLIP, CLIPA, MobileCLIP 2): context vectors "
+                    "spliced after the start token would need the full padded sequence")
+        return None
 
     @property
     def image_size(self) -> int:
@@ -332,8 +347,11 @@ class OpenClipBackbone(VLBackbone):
     def _text_head(self, x: torch.Tensor, eot_index: torch.Tensor) -> torch.Tensor:
         """Hidden states (N, L, W) -> projected features read at `eot_index` (N,)."""
         text = self._text
-        x = text.ln_final(x)
-        x = x[torch.arange(x.shape[0], device=x.device), eot_index]  # (N, W)
+        x = text.ln_final(x)  # per token, so before or after the pooling gives the same
+        if self._pool == "last":  # the whole padded sequence was encoded (no causal mask)
+            x = x[:, -1]
+        else:
+            x = x[torch.arange(x.shape[0], device=x.device), eot_index]  # (N, W)
         proj = text.text_projection
         if proj is None:
             return x
@@ -401,7 +419,8 @@ class OpenClipBackbone(VLBackbone):
         return pooled
 
 
-SUPPORTED = "vlprompt supports CLIP-style models: causal text towers read at end-of-text"
+SUPPORTED = ("vlprompt supports open_clip text towers read at end-of-text, or at the last position "
+             "without a causal mask (SigLIP)")
 
 
 def config_problems(config: dict) -> list[str]:
@@ -415,16 +434,14 @@ def config_problems(config: dict) -> list[str]:
                         "TextTransformer")
     else:
         pool = text.get("pool_type", "argmax")
-        if pool != "argmax":
+        if pool not in ("argmax", "last"):
             problems.append(f"its text tower pools the {pool!r} token instead of the end-of-text token")
-        if text.get("no_causal_mask"):
-            problems.append("its text tower has no causal mask")
+        if pool == "last" and not text.get("no_causal_mask"):
+            problems.append("its causal text tower is read at the last padded position")
         if text.get("embed_cls"):
             problems.append("its text tower appends a learned CLS token (CoCa)")
     if "multimodal_cfg" in config:
         problems.append("it is a captioning model (CoCa) with a multimodal decoder")
-    if config.get("init_logit_bias") is not None:
-        problems.append("its logits carry a learned bias (SigLIP's sigmoid loss)")
     timm_name = vision.get("timm_model_name")
     if timm_name:
         try:
@@ -454,12 +471,9 @@ def refuse_unsupported(model: nn.Module, preprocess_cfg: dict, arch: str) -> Non
                         "TextTransformer")
     else:
         pool = getattr(text, "pool_type", getattr(model, "text_pool_type", "argmax"))
-        if pool != "argmax":
+        causal = getattr(text, "attn_mask", None) is not None
+        if pool not in ("argmax", "last") or (pool == "last" and causal):
             problems.append(f"its text tower pools the {pool!r} token instead of the end-of-text token")
-        if getattr(text, "attn_mask", None) is None:
-            problems.append("its text tower has no causal mask")
-    if getattr(model, "logit_bias", None) is not None:
-        problems.append("its logits carry a learned bias (SigLIP's sigmoid loss)")
     problems += preprocess_problems(preprocess_cfg)
     if problems:
         raise BackboneError(f"open_clip model {arch} is not supported yet: {'; '.join(problems)} ({SUPPORTED})")
@@ -515,6 +529,29 @@ def load_saved_model(name: str, spec: str) -> tuple[nn.Module, dict, str]:
     return model, dict(model.visual.preprocess_cfg), source
 
 
+def _tokenizer(oc, name: str, config: dict, spec: str) -> Callable:
+    """open_clip's tokenizer for `name`; one that comes from the Hugging Face hub (SigLIP's,
+    CLIPA's) is read from the local cache only, with a one-line error when it is not there."""
+    hub_name = (config.get("text_cfg") or {}).get("hf_tokenizer_name") or (
+        "SigLIP's sentencepiece vocabulary" if "siglip" in name.lower() else None)  # open_clip goes by the name
+    if not hub_name:
+        return oc.get_tokenizer(name)
+    saved = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        return oc.get_tokenizer(name)
+    except Exception as exc:  # noqa: BLE001 - transformers and the hub raise many kinds
+        raise BackboneError(
+            f"{spec}: its tokenizer {hub_name} is not in the local Hugging Face cache ({type(exc).__name__}); "
+            f"download it where there is network (huggingface-cli download {hub_name}) and copy the cache here, "
+            "or save the model with its tokenizer files in a folder and use openclip:local-dir:<folder>") from None
+    finally:
+        if saved is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = saved
+
+
 def load_openclip(arch: str, weights: str | None, spec: str) -> OpenClipBackbone:
     """Build an `OpenClipBackbone` from an architecture (or config JSON) and optional weights,
     or from a saved folder or cached hub repository (`local-dir:<folder>`, `hf-hub:<id>`)."""
@@ -536,7 +573,8 @@ def load_openclip(arch: str, weights: str | None, spec: str) -> OpenClipBackbone
     model, pp = build_open_clip_model(arch, weights)
     refuse_unsupported(model, pp, arch)
     name = register_model_config(arch) if arch.endswith(".json") else arch
-    tokenizer = oc.get_tokenizer(name) if oc.get_model_config(name) is not None else oc.get_tokenizer("ViT-B-32")
+    tokenizer = _tokenizer(oc, name, config, spec) if oc.get_model_config(name) is not None \
+        else oc.get_tokenizer("ViT-B-32")
     ctx = int((model.text if hasattr(model, "text") else model).positional_embedding.shape[0])
     if getattr(tokenizer, "context_length", ctx) != ctx:
         tokenizer.context_length = ctx

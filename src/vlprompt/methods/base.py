@@ -122,7 +122,9 @@ class Method(nn.Module):
     def cosine_logits(self, features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """`tau * cos(f, w)`: features (B, D), unit-norm weights (K, D) -> logits (B, K)."""
         f = F.normalize(features.float(), dim=-1)  # (B, D)
-        return self.logit_scale * f @ weights.float().T  # (B, K)
+        logits = self.logit_scale * f @ weights.float().T  # (B, K)
+        bias = self.backbone.logit_bias
+        return logits if bias is None else logits + bias.to(logits.device)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) -> logits (B, K)."""

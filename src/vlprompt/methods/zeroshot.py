@@ -55,7 +55,9 @@ class ZeroShotClassifier(nn.Module):
     def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """Image features (B, D) -> logits (B, K)."""
         f = F.normalize(features.float(), dim=-1)
-        return self.backbone.logit_scale * f @ self.weights.T
+        logits = self.backbone.logit_scale * f @ self.weights.T
+        bias = self.backbone.logit_bias  # SigLIP's; the same shift for every class
+        return logits if bias is None else logits + bias.to(logits.device)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits_from_features(self.backbone.encode_images(images))

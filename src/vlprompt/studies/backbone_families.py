@@ -23,6 +23,7 @@ vlprompt calls that wrapper's forward unchanged and refuses visual prompts for i
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 from collections.abc import Iterable
@@ -50,7 +51,9 @@ class FamilyCheck:
     truncation_exact: bool | None = None
     image_max_diff: float | None = None
     prompt_path_max_diff: float | None = None  # visual-prompt forward with no prompt tokens
-    coop_step: str = ""  # "ok" or what failed
+    logits_max_diff: float | None = None  # zero-shot logits (scale, and SigLIP's bias) against open_clip's
+    causal: bool | None = None  # the text tower's attention (truncation applies only when causal)
+    coop_step: str = ""  # "ok", "refused: ..." or what failed
     vpt_step: str = ""  # "ok", "refused: ..." or what failed
     stand_in: str = ""  # the small timm model measured in place of the config's timm tower
 
@@ -63,9 +66,6 @@ def family_of(config: dict) -> str:
     text, vision = config.get("text_cfg") or {}, config.get("vision_cfg") or {}
     if vision.get("timm_model_name"):
         image = "timm " + vision["timm_model_name"].split("_")[0]
-    if vision.get("timm_model_name"):
-        vision.update(timm_model_name=timm_stand_in(vision["timm_model_name"]), image_size=IMAGE,
-                      timm_model_pretrained=False)
     elif isinstance(vision.get("layers"), list | tuple):
         image = "ResNet"
     else:
@@ -85,6 +85,12 @@ def timm_stand_in(name: str) -> str:
     return "test_convnext" if name.startswith("convnext") else "test_vit"
 
 
+def _timm_width(name: str) -> int:
+    import timm
+
+    return int(timm.create_model(name, pretrained=False).num_features)
+
+
 def scaled_config(config: dict) -> dict:
     """`config` shrunk to WIDTH/LAYERS/IMAGE with every code-path switch kept."""
     c = copy.deepcopy(config)
@@ -93,6 +99,8 @@ def scaled_config(config: dict) -> dict:
     if vision.get("timm_model_name"):
         vision.update(timm_model_name=timm_stand_in(vision["timm_model_name"]), image_size=IMAGE,
                       timm_model_pretrained=False)
+        if vision.get("timm_proj") in (None, "", "none"):  # the trunk's own width is the embedding (SigLIP)
+            c["embed_dim"] = _timm_width(vision["timm_model_name"])
     elif isinstance(vision.get("layers"), list | tuple):
         vision.update(layers=[1, 1, 1, 1], width=8, image_size=IMAGE)
     else:
@@ -101,7 +109,11 @@ def scaled_config(config: dict) -> dict:
             vision["attn_pooler_heads"] = HEADS
     text = c["text_cfg"]
     if not text.get("hf_model_name"):
-        text.update(width=WIDTH, heads=HEADS, layers=LAYERS)
+        # without a projection the text width is the embedding's (SigLIP i18n)
+        text.update(width=c["embed_dim"] if text.get("proj_type") == "none" else WIDTH, heads=HEADS, layers=LAYERS)
+        if text.pop("hf_tokenizer_name", None) is not None:  # offline: open_clip's own tokenizer, its vocabulary
+            text.pop("tokenizer_kwargs", None)
+            text["vocab_size"] = 49408
     if "multimodal_cfg" in c:
         c["multimodal_cfg"].update(width=WIDTH, heads=HEADS, layers=1, attn_pooler_heads=HEADS)
     return c
@@ -143,11 +155,29 @@ def _training_step(name: str, backbone, images: torch.Tensor) -> str:
     return _grad_ok(method)
 
 
+CLASSES, TEMPLATE = ["cat", "dog"], "a photo of a {}."
+
+
+def _zero_shot_logits(backbone, images: torch.Tensor) -> torch.Tensor:
+    from ..methods.zeroshot import ZeroShotClassifier
+
+    return ZeroShotClassifier(backbone, CLASSES, [TEMPLATE]).logits_from_features(backbone.encode_images(images))
+
+
+def _library_logits(model, backbone, images: torch.Tensor) -> torch.Tensor:
+    """open_clip's own zero-shot logits: scale * cos (+ the learned bias where the model has one)."""
+    text = model.encode_text(backbone.tokenize([TEMPLATE.format(c) for c in CLASSES]), normalize=True)
+    logits = model.logit_scale.exp() * model.encode_image(images, normalize=True) @ text.T
+    bias = getattr(model, "logit_bias", None)
+    return logits if bias is None else logits + bias
+
+
 def _measure(check: FamilyCheck, path: Path, with_steps: bool) -> None:
     from ..backbones import load_backbone
 
     bb = load_backbone(f"openclip:{path}")
     model = bb.model
+    check.causal = bb.text_prompt_problem() is None
     texts = ["a photo of a cat.", "a small red dog on a long white sofa at noon."]
     ids = bb.tokenize(texts)
     with torch.no_grad():
@@ -158,6 +188,7 @@ def _measure(check: FamilyCheck, path: Path, with_steps: bool) -> None:
                                            bb.encode_text_embeddings(emb, eot, truncate=False)) <= TOLERANCE
         images = torch.randn(2, 3, bb.image_size, bb.image_size, generator=torch.Generator().manual_seed(0))
         check.image_max_diff = _max_diff(bb.encode_images(images), model.encode_image(images))
+        check.logits_max_diff = _max_diff(_zero_shot_logits(bb, images), _library_logits(model, bb, images))
         if bb.vision_tower is not None:
             empty = torch.zeros(0, bb.vision_tower.width)
             check.prompt_path_max_diff = _max_diff(bb.encode_images(images, visual_prompts=empty),
@@ -178,7 +209,8 @@ def check_architecture(arch: str, folder: Path, with_steps: bool = True) -> Fami
     timm_name = config["vision_cfg"].get("timm_model_name")
     if timm_name:
         check.stand_in = timm_stand_in(timm_name)
-    name = "scaled-" + "".join(ch if ch.isalnum() else "-" for ch in arch)
+    # a neutral name: open_clip picks some tokenizers by the model's name (e.g. "siglip")
+    name = "scaled-" + hashlib.sha1(arch.encode()).hexdigest()[:12]
     try:
         _measure(check, _write(scaled_config(config), folder, name), with_steps)
     except BackboneError as exc:
@@ -224,13 +256,17 @@ def family_table(checks: list[FamilyCheck]) -> str:
     for family, cs in sorted(rows.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         status = sorted({c.status for c in cs})
         reason = cs[0].reason.split(": ", 1)[-1].split(" (vlprompt supports")[0] if cs[0].reason else ""
-        diffs = [max(d for d in (c.text_max_diff, c.image_max_diff, c.prompt_path_max_diff) if d is not None)
+        diffs = [max(d for d in (c.text_max_diff, c.image_max_diff, c.prompt_path_max_diff, c.logits_max_diff)
+                     if d is not None)
                  for c in cs if c.text_max_diff is not None]
         zs = _cell(diffs, lambda v: f"{max(v):.1e}" + (f" ({cs[0].stand_in} image tower)" if cs[0].stand_in else ""))
-        coop = _cell([c.coop_step for c in cs], lambda v: "ok" if all(x == "ok" for x in v) else v[0])
+        coop = _cell([c.coop_step for c in cs],
+                     lambda v: "ok" if all(x == "ok" for x in v) else "refused" if v[0].startswith("refused") else v[0])
         vpt = _cell([c.vpt_step for c in cs],
                     lambda v: "ok" if all(x == "ok" for x in v) else "refused" if v[0].startswith("refused") else v[0])
-        trunc = _cell([c.truncation_exact for c in cs], lambda v: "yes" if all(v) else "no")
+        trunc = _cell([c.truncation_exact for c in cs if c.causal],
+                      lambda v: "yes" if all(v) else "no") if any(c.causal for c in cs) else \
+            ("n/a (full sequence)" if any(c.causal is False for c in cs) else "-")
         text = "/".join(status) + (f": {reason}" if reason else "")
         lines.append(f"| {family} | {len(cs)} | {text} | {zs} | {coop} | {vpt} | {trunc} |")
     return "\n".join(lines)

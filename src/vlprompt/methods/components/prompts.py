@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ...backbones.base import VLBackbone
+from ...backbones.base import BackboneError, VLBackbone
 from ...errors import ConfigError
 
 Position = Literal["end", "middle", "front"]
@@ -116,6 +116,9 @@ class ClassPrompts(nn.Module):
         self.chunk = chunk
         self.checkpointing = checkpointing
         self.share_prefix = share_prefix
+        problem = backbone.text_prompt_problem()
+        if problem:
+            raise BackboneError(f"text prompts cannot run on backbone {backbone.spec}: {problem}")
         ids = backbone.tokenize([classname_text(c) for c in classnames])  # (K, C)
         eot = backbone.eot_index(ids).cpu()  # (K,)
         new_eot = eot + n_ctx
