@@ -90,7 +90,7 @@ def test_val_selection_falls_back_or_is_refused(tmp_path, backbone_spec):
               overrides=["train.epochs=1", "train.select=val", "data.validation=none"])
 
 
-def test_grid_records_hash_and_report(tmp_path, backbone_spec):
+def test_grid_records_hash_and_report(tmp_path, backbone_spec, caplog):
     axes = dict(methods=["zeroshot", "lp++"], backbone=backbone_spec, datasets=[DATA], shots=[1], seeds=[1])
     db = tmp_path / "g.db"
     first = run_protocol("fewshot", Grid(**axes), db=db, runtime=RT)
@@ -98,6 +98,8 @@ def test_grid_records_hash_and_report(tmp_path, backbone_spec):
     third = run_protocol("fewshot", Grid(**{**axes, "methods": ["lp++"]}, overrides=["data.validation=full"]),
                          db=db, runtime=RT)
     assert not first["failed"] and not second["failed"] and not third["failed"]
+    # the run trains on the grid's subset as it is: the shared manifest is never rewritten
+    assert "sampling again" not in caplog.text
     assert second["ran"] == 2  # a changed setting is a new run (its hash differs), zero-shot included
     recs = load_records([db])
     lpp = {validation_of(r): r for r in recs if r["method"] == "lp++"}

@@ -103,6 +103,15 @@ def resolve_data_config(data_config: dict | None, overrides: Sequence[str] = ())
     return apply_text_overrides(dcfg, parse_overrides(overrides).get("data", {}), "data")
 
 
+def _sampled_as(data: DatasetSplits, shots: int, seed: int, dcfg: DataConfig) -> bool:
+    """Whether `data` already is the few-shot subset this run asks for (a grid samples before
+    the class split): sampling it again would give the same images, but would rewrite the
+    shared manifest with the subset's own source hash, which the next run then rejects."""
+    few = data.info.get("fewshot") or {}
+    return (few.get("shots"), few.get("seed"), few.get("validation"), few.get("strict")) == (
+        shots, seed, dcfg.validation, dcfg.strict_shots)
+
+
 def validation_fallbacks(tcfg: TrainConfig, dcfg: DataConfig, *, config: dict | None = None,
                          overrides: Sequence[str] = ()) -> tuple[TrainConfig, dict[str, str]]:
     """The train options a run without validation data uses, and what fell back to what.
@@ -157,7 +166,8 @@ def train(method: str, backbone: str | VLBackbone, dataset: str | DatasetSplits,
     if cls.SPEC.fit != "none" or shots:
         if not isinstance(shots, int) or shots < 1:
             raise ConfigError(f"--shots must be a positive integer, got {shots!r}")
-        data = sample_fewshot(data, shots, seed, strict=dcfg.strict_shots, validation=dcfg.validation)
+        if not _sampled_as(data, shots, seed, dcfg):
+            data = sample_fewshot(data, shots, seed, strict=dcfg.strict_shots, validation=dcfg.validation)
     elif dcfg.validation == "none":
         data = replace(data, val=[])
     data, skipped = screen_images(data, dcfg.skip_bad_images, rt.workers)

@@ -99,8 +99,10 @@ def execute_run(spec: RunSpec, config: dict, run_hash: str, backbone: VLBackbone
     t0 = time.perf_counter()
     run_dir = out_dir / run_hash[:16]
     full = datasets(spec.dataset)
-    validation = resolve_data_config(None, spec.overrides).validation
-    data = sample_fewshot(full, spec.shots, spec.seed, validation=validation) if spec.shots > 0 else full
+    dcfg = resolve_data_config(None, spec.overrides)
+    validation = dcfg.validation
+    data = (sample_fewshot(full, spec.shots, spec.seed, strict=dcfg.strict_shots, validation=validation)
+            if spec.shots > 0 else full)
     data = split_base_new(data, spec.part)  # shots first, then the class split
     with PeakMemory() as memory:
         _train(spec, backbone, data, run_dir, runtime)
