@@ -116,6 +116,14 @@ def test_grid_records_hash_and_report(tmp_path, backbone_spec, caplog):
     assert "| fewshot | lp++ (no val) |" in md  # timed apart: no search to pay for
 
 
+def test_a_dry_run_checks_the_setting():
+    grid = Grid(methods=["coop"], datasets=[DATA], shots=[1], seeds=[1])
+    assert run_protocol("fewshot", Grid(**{**vars(grid), "overrides": ["data.validation=full"]}), db="x.db",
+                        dry_run=True)["planned"] == 1
+    with pytest.raises(ConfigError, match="data.validation"):
+        run_protocol("fewshot", Grid(**{**vars(grid), "overrides": ["data.validation=half"]}), db="x.db", dry_run=True)
+
+
 def test_labels_keep_settings_apart():
     recs = [record("a", "test", method="clap", metrics={"validation": {"setting": "none"}}),
             record("b", "test", method="clap", metrics={"validation": {"setting": "full"}}, epochs=3),

@@ -289,6 +289,8 @@ def run_protocol(protocol: str, grid: Grid, *, db: str | Path, preset: str | Non
     check_datasets({t.dataset for s in specs for t in s.targets} | {s.dataset for s in specs}, rt.root)
     summary = {"protocol": proto.name, "preset": preset, "db": str(db), "runs": [s.describe() for s in specs]}
     if dry_run:
+        for spec in specs:  # every option checked, as a real run would before its first run
+            resolved_config(spec, "")
         return {**summary, "planned": len(specs)}
     bb = load_backbone(backbone, device=rt.device) if isinstance(backbone, str) else backbone
     result = run_grid(specs, bb, db, out_dir=Path(out) if out else default_out_dir(db), runtime=rt)
