@@ -237,7 +237,7 @@ class Grid:
 
     `epochs`: one budget or several (None: each method's preset); `targets`: the transfer
     protocols' target datasets; `overrides`: `--set` texts for every run, or for one method
-    as `method-name:section.key=value`.
+    as `method-name:section.key=value` (`data.validation=none`: no validation data).
     """
 
     methods: Sequence[str]
