@@ -334,6 +334,7 @@ def test_a_siglip_style_text_tower_gives_the_librarys_logits_and_refuses_text_pr
         text = model.encode_text(bb.tokenize(["a photo of a cat.", "a photo of a dog."]), normalize=True)
         theirs = model.logit_scale.exp() * model.encode_image(images, normalize=True) @ text.T + model.logit_bias
     assert torch.allclose(ours, theirs, atol=1e-4) and float(bb.logit_bias) == -10.0
+    assert bb.text_encoding() == "no causal mask: the whole padded sequence, read at the last position"
     with pytest.raises(BackboneError, match="no causal mask"):
         create_method("coop", bb, ["cat", "dog"])
     assert create_method("linear-probe", bb, ["cat", "dog"]) is not None  # frozen features work

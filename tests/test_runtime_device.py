@@ -52,7 +52,8 @@ def test_the_run_record_says_what_ran(tiny_vit, image_folder, tmp_path):
     train("coop", tiny_vit, f"folder:{image_folder}", shots=1, out=tmp_path / "run",
           overrides=["train.epochs=1", "train.views=1"], runtime=Runtime(progress=False))
     record = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert record["ran_on"] == {"device": "cpu", "autocast": "none (fp32)", "feature_encoding": "float32"}
+    assert record["ran_on"] == {"device": "cpu", "autocast": "none (fp32)", "feature_encoding": "float32",
+                                "text_encoding": "causal: each prompt cut after its last end-of-text token (exact)"}
 
 
 def test_unknown_devices_still_name_auto():

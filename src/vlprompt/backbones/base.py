@@ -83,6 +83,10 @@ class VLBackbone(nn.Module, ABC):
         """Why prompt methods cannot splice context vectors into this text tower (None: they can)."""
         return None
 
+    def text_encoding(self) -> str:
+        """How texts are encoded, for run records."""
+        return "causal: each prompt cut after its last end-of-text token (exact)"
+
     @abstractmethod
     def preprocess(self, train: bool = False) -> Callable:
         """PIL image -> normalised tensor, with the mean/std/size that travel with the weights."""

@@ -286,6 +286,12 @@ class OpenClipBackbone(VLBackbone):
         bias = getattr(self.model, "logit_bias", None)
         return None if bias is None else bias.detach()
 
+    def text_encoding(self) -> str:
+        if self._causal:
+            return super().text_encoding()
+        where = "the last position" if self._pool == "last" else "the end-of-text token"
+        return f"no causal mask: the whole padded sequence, read at {where}"
+
     def text_prompt_problem(self) -> str | None:
         if not self._text_ok:
             return "its text tower cannot be fed token embeddings"
