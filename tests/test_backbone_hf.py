@@ -4,7 +4,6 @@ splicing where the interface promises it, and one clear error when weights are m
 from __future__ import annotations
 
 import json
-
 import sys
 import time
 

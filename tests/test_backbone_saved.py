@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from vlprompt.backbones.registry import ASSETS
 from vlprompt.backbones import load_backbone
 from vlprompt.backbones.base import BackboneError
+from vlprompt.backbones.registry import ASSETS
 
 TINY = ASSETS / "tiny_clip"
 #: The folder's own preprocessing, unlike the tiny CLIP's: squash resizing, bilinear, other stats.

@@ -45,8 +45,8 @@ def test_two_process_ddp_matches_one_process(tmp_path, model_configs, monkeypatc
     data = "folder:" + str(make_image_folder(tmp_path / "imgs", {"cat": 9, "dog": 9, "red_fox": 9}))
     common = ["--method", "coop", "--backbone", spec, "--dataset", data, "--shots", "3",
               "--epochs", "3", "--set", "train.lr=0.5", "--set", "train.views=3"]
-    single = train("coop", spec, data, shots=3, epochs=3, out=tmp_path / "one",
-                   overrides=["train.lr=0.5", "train.views=3"], runtime=Runtime(progress=False, cache_dir=tmp_path / "one-features"))
+    single = train("coop", spec, data, shots=3, out=tmp_path / "one",
+                   overrides=["train.epochs=3", "train.lr=0.5", "train.views=3"], runtime=Runtime(progress=False, cache_dir=tmp_path / "one-features"))
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "vlprompt", "ddp-train", *common,
@@ -81,7 +81,8 @@ def test_two_process_ddp_shares_image_path_evaluation(tmp_path, model_configs, m
     monkeypatch.setenv("VLPROMPT_CACHE", str(tmp_path / "cache"))
     data = "folder:" + str(make_image_folder(tmp_path / "imgs", {"cat": 9, "dog": 9, "red_fox": 9}))
     overrides = ["train.batch_size=6", "method.n_tokens=2"]
-    single = train("vpt", spec, data, shots=2, epochs=2, out=tmp_path / "one", overrides=overrides, runtime=Runtime(progress=False))
+    single = train("vpt", spec, data, shots=2, out=tmp_path / "one", overrides=["train.epochs=2", *overrides],
+                   runtime=Runtime(progress=False))
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "vlprompt", "ddp-train",

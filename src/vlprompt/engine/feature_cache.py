@@ -261,17 +261,18 @@ class FeatureCache:
 
 @torch.no_grad()
 def encode_items(backbone: VLBackbone, items: Sequence[Item], transform: Callable, *,
-                 seed: tuple[int, int] | None = None, view_seeds: Sequence[int | None] | None = None,
+                 view_seeds: Sequence[int | None] | None = None,
                  batch_size: int = 128, workers: int = 0, amp_dtype: torch.dtype | None = None,
                  desc: str = "features", progress: bool = False,
                  indices: Sequence[int] | None = None) -> torch.Tensor:
-    """Image features in fp32 on the CPU, in item order: (N, D) for one view (`seed`: its
-    (augmentation seed, view), None for a deterministic transform), or (N, V, D) for the
-    views of `view_seeds` (each image decoded once). `indices`: the items' places in a
-    longer list, which seed their augmentation (see `SeededImageDataset`)."""
+    """Image features in fp32 on the CPU, in item order: (N, D) for one view of a
+    deterministic transform (`view_seeds` None), or (N, V, D) for the views of `view_seeds`
+    (each image decoded once; a view's seed is `mix_seed(augmentation seed, view)`).
+    `indices`: the items' places in a longer list, which seed their augmentation (see
+    `SeededImageDataset`)."""
     one_view = view_seeds is None
     if one_view:
-        view_seeds = [None if seed is None else mix_seed(*seed)]
+        view_seeds = [None]
     device = backbone.device
     loader = views_loader(items, transform, view_seeds, batch_size=batch_size, workers=workers, device=device,
                           indices=indices)

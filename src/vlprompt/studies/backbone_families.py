@@ -218,6 +218,16 @@ def check_architecture(arch: str, folder: Path, with_steps: bool = True) -> Fami
     return check
 
 
+def builtin_architectures() -> list[str]:
+    """open_clip's own architectures: `list_models()` also lists configs registered since
+    (`openclip:<config.json>` specs register theirs)."""
+    import open_clip
+
+    folder = Path(open_clip.__file__).parent / "model_configs"
+    own = {p.stem for p in folder.glob("*.json")}
+    return [name for name in open_clip.list_models() if name in own]
+
+
 def check_all(folder: Path, archs: Iterable[str] | None = None) -> list[FamilyCheck]:
     """Every architecture; those whose scaled configs are equal share one measurement, and
     the CoOp and VPT steps run once per family (they exercise the family's code path)."""
@@ -227,7 +237,7 @@ def check_all(folder: Path, archs: Iterable[str] | None = None) -> list[FamilyCh
     done: dict[str, FamilyCheck] = {}
     stepped: dict[str, FamilyCheck] = {}
     out = []
-    for arch in archs or open_clip.list_models():
+    for arch in archs or builtin_architectures():
         config = open_clip.get_model_config(arch)
         key = json.dumps(scaled_config(config), sort_keys=True)
         if key not in done:
@@ -259,7 +269,8 @@ def family_table(checks: list[FamilyCheck]) -> str:
         diffs = [max(d for d in (c.text_max_diff, c.image_max_diff, c.prompt_path_max_diff, c.logits_max_diff)
                      if d is not None)
                  for c in cs if c.text_max_diff is not None]
-        zs = _cell(diffs, lambda v: f"{max(v):.1e}" + (f" ({cs[0].stand_in} image tower)" if cs[0].stand_in else ""))
+        stand_in = f" ({cs[0].stand_in} image tower)" if cs[0].stand_in else ""
+        zs = _cell(diffs, lambda v, note=stand_in: f"{max(v):.1e}{note}")
         coop = _cell([c.coop_step for c in cs],
                      lambda v: "ok" if all(x == "ok" for x in v) else "refused" if v[0].startswith("refused") else v[0])
         vpt = _cell([c.vpt_step for c in cs],
