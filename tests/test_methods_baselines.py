@@ -94,4 +94,4 @@ def test_linear_probe_searches_c_on_validation(tiny_vit):
 def test_linear_probe_fixed_c_skips_search(tiny_vit):
     method = create_method("linear-probe", tiny_vit, NAMES, C=0.5, max_iter=20)
     info = method.fit_closed_form(_blobs(3, 1, dim=tiny_vit.embed_dim), None)
-    assert info == {"C": 0.5}
+    assert info == {"C": 0.5, "C_from": "method.C"}  # no search: the given C, and where it came from
