@@ -467,9 +467,10 @@ def preprocess_problems(preprocess_cfg: dict) -> list[str]:
 
 
 def refuse_unsupported(model: nn.Module, preprocess_cfg: dict, arch: str) -> None:
-    """Refuse, by name, the open_clip families whose features or preprocessing vlprompt would
-    get wrong without a word: text pooling other than at EOT, text towers without a causal
-    mask, SigLIP's logit bias, Hugging Face text towers and resize modes it does not know."""
+    """Refuse, by name, a built model whose features or preprocessing vlprompt would get wrong
+    without a word (checkpoints and archives carry no config to check first): Hugging Face
+    text towers, text pooling other than at EOT or, without a causal mask, at the last
+    position, and resize modes it does not know."""
     text = model.text if hasattr(model, "text") else model
     problems = []
     if not all(hasattr(text, n) for n in ("token_embedding", "positional_embedding", "transformer")):
@@ -482,7 +483,12 @@ def refuse_unsupported(model: nn.Module, preprocess_cfg: dict, arch: str) -> Non
             problems.append(f"its text tower pools the {pool!r} token instead of the end-of-text token")
     problems += preprocess_problems(preprocess_cfg)
     if problems:
-        raise BackboneError(f"open_clip model {arch} is not supported yet: {'; '.join(problems)} ({SUPPORTED})")
+        raise unsupported(arch, problems)
+
+
+def unsupported(name: str, problems: list[str]) -> BackboneError:
+    """The one-line refusal of a model family, naming what is missing."""
+    return BackboneError(f"open_clip model {name} is not supported yet: {'; '.join(problems)} ({SUPPORTED})")
 
 
 #: open_clip's own formats of a model with its config: a folder (`local-dir:`) and a hub
@@ -492,11 +498,9 @@ SCHEMAS = ("local-dir:", "hf-hub:")
 
 def _hub_snapshot(repo: str, spec: str) -> Path:
     """The cached snapshot folder of hub repository `repo`; never goes to the network."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - open_clip depends on huggingface_hub
-        try_to_load_from_cache = None
-    found = try_to_load_from_cache(repo, "open_clip_config.json") if try_to_load_from_cache else None
+    from huggingface_hub import try_to_load_from_cache  # an open_clip dependency
+
+    found = try_to_load_from_cache(repo, "open_clip_config.json")
     if not isinstance(found, str):
         raise BackboneError(
             f"{spec} wants open_clip_config.json and the weights of {repo} from the Hugging Face hub, "
@@ -527,7 +531,7 @@ def load_saved_model(name: str, spec: str) -> tuple[nn.Module, dict, str]:
         raise BackboneError(f"{spec}: {folder / 'open_clip_config.json'} is not a usable config ({exc})") from None
     problems = config_problems(config or {})
     if problems:
-        raise BackboneError(f"open_clip model {spec} is not supported yet: {'; '.join(problems)} ({SUPPORTED})")
+        raise unsupported(spec, problems)
     if not any(any(folder.glob(pattern)) for pattern in ("*.safetensors", "*.bin", "*.pth")):
         raise BackboneError(f"{spec}: {folder} holds no weights file (open_clip_model.safetensors, "
                             "open_clip_pytorch_model.bin, ...)")
@@ -572,13 +576,13 @@ def load_openclip(arch: str, weights: str | None, spec: str) -> OpenClipBackbone
     if weights and not Path(weights).expanduser().exists() and (os.sep in weights or weights.endswith(
             (".pt", ".bin", ".safetensors", ".pth"))):
         raise BackboneError(f"checkpoint file {weights} does not exist")
-    config = oc.get_model_config(register_model_config(arch) if arch.endswith(".json") else arch) or {}
+    name = register_model_config(arch) if arch.endswith(".json") else arch
+    config = oc.get_model_config(name) or {}
     problems = config_problems(config)
     if problems:
-        raise BackboneError(f"open_clip model {arch} is not supported yet: {'; '.join(problems)} ({SUPPORTED})")
+        raise unsupported(arch, problems)
     model, pp = build_open_clip_model(arch, weights)
     refuse_unsupported(model, pp, arch)
-    name = register_model_config(arch) if arch.endswith(".json") else arch
     tokenizer = _tokenizer(oc, name, config, spec) if oc.get_model_config(name) is not None \
         else oc.get_tokenizer("ViT-B-32")
     ctx = int((model.text if hasattr(model, "text") else model).positional_embedding.shape[0])

@@ -58,7 +58,7 @@ class RunSpec:
 
 @dataclass
 class GridOptions:
-    """The axes of a grid as the user gives them (after preset expansion)."""
+    """The resolved axes of a grid (`execute.Grid.options`: presets expanded, defaults filled)."""
 
     methods: list[str]
     backbone: str

@@ -212,8 +212,6 @@ def run_grid(specs: Sequence[RunSpec], backbone: VLBackbone, db: str | Path, *, 
     return result
 
 
-
-
 def check_datasets(names: set[str], root: str | Path | None) -> None:
     """Fail before the first run when a dataset is unknown or not under the data root."""
     from ..data.registry import DatasetError, dataset_status

@@ -23,6 +23,7 @@ vlprompt calls that wrapper's forward unchanged and refuses visual prompts for i
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -85,7 +86,9 @@ def timm_stand_in(name: str) -> str:
     return "test_convnext" if name.startswith("convnext") else "test_vit"
 
 
+@functools.cache
 def _timm_width(name: str) -> int:
+    """The stand-in's feature width (built once: every timm config of the matrix asks)."""
     import timm
 
     return int(timm.create_model(name, pretrained=False).num_features)
@@ -281,10 +284,6 @@ def family_table(checks: list[FamilyCheck]) -> str:
         text = "/".join(status) + (f": {reason}" if reason else "")
         lines.append(f"| {family} | {len(cs)} | {text} | {zs} | {coop} | {vpt} | {trunc} |")
     return "\n".join(lines)
-
-
-def is_close(value: float | None) -> bool:
-    return value is not None and math.isfinite(value) and value <= TOLERANCE
 
 
 @dataclass

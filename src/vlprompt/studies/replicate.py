@@ -99,33 +99,37 @@ def _upt_beats(avg, shots):
     return ("holds" if holds else "does not hold"), f"{k}-shot: upt {_pct(upt)}, coop {_pct(coop)}, vpt {_pct(vpt)}{close}"
 
 
-def _tip_beats_zeroshot(avg, shots):
-    k = max(shots)
-    tip, zs = avg("fewshot", "tip-adapter", k), avg("fewshot", "zeroshot", k)
-    if tip is None or zs is None:
-        return "not checked", "needs tip-adapter and zeroshot few-shot results"
-    return (("holds" if tip.mean > zs.mean else "does not hold"),
-            f"{k}-shot: tip-adapter {_pct(tip)} vs zero-shot {_pct(zs)}{_gap(tip, zs)}")
+def _label(method: str, validation: str = "fewshot") -> str:
+    """How a claim's numbers name a method's runs."""
+    name = "zero-shot" if method == "zeroshot" else method
+    return name if validation == "fewshot" else f"{name} (no val)"
 
 
-def _tip_f_beats_tip(avg, shots):
-    k = max(shots)
-    tip_f, tip = avg("fewshot", "tip-adapter-f", k), avg("fewshot", "tip-adapter", k)
-    if tip_f is None or tip is None:
-        return "not checked", "needs tip-adapter-f and tip-adapter few-shot results"
-    return (("holds" if tip_f.mean > tip.mean else "does not hold"),
-            f"{k}-shot: tip-adapter-f {_pct(tip_f)} vs tip-adapter {_pct(tip)}{_gap(tip_f, tip)}")
+def _beats_at_most_shots(method: str, other: str):
+    """`method` beats `other` at the grid's most shots."""
+    def check(avg, shots):
+        k = max(shots)
+        m, o = avg("fewshot", method, k), avg("fewshot", other, k)
+        if m is None or o is None:
+            return "not checked", f"needs {method} and {other} few-shot results"
+        return (("holds" if m.mean > o.mean else "does not hold"),
+                f"{k}-shot: {_label(method)} {_pct(m)} vs {_label(other)} {_pct(o)}{_gap(m, o)}")
+    return check
 
 
-def _clap_above_zeroshot_without_val(avg, shots):
-    rows, ok = [], True
-    for k in shots:
-        clap, zs = avg("fewshot", "clap", k, validation="none"), avg("fewshot", "zeroshot", k)
-        if clap is None or zs is None:
-            return "not checked", f"needs clap with {NO_VAL} and zeroshot few-shot results at every shot count"
-        ok &= clap.mean > zs.mean
-        rows.append(f"{k}-shot: clap (no val) {_pct(clap)} vs zero-shot {_pct(zs)}{_gap(clap, zs)}")
-    return ("holds" if ok else "does not hold"), "; ".join(rows)
+def _beats_at_every_shot(method: str, other: str, validation: str = "fewshot"):
+    """`method` (run with `data.validation=<validation>`) beats `other` at every shot count."""
+    def check(avg, shots):
+        rows, ok = [], True
+        for k in shots:
+            m, o = avg("fewshot", method, k, validation=validation), avg("fewshot", other, k)
+            if m is None or o is None:
+                needs = method if validation == "fewshot" else f"{method} with {NO_VAL}"
+                return "not checked", f"needs {needs} and {other} few-shot results at every shot count"
+            ok &= m.mean > o.mean
+            rows.append(f"{k}-shot: {_label(method, validation)} {_pct(m)} vs {_label(other)} {_pct(o)}{_gap(m, o)}")
+        return ("holds" if ok else "does not hold"), "; ".join(rows)
+    return check
 
 
 def _probe_below_zeroshot_without_val(avg, shots):
@@ -136,17 +140,6 @@ def _probe_below_zeroshot_without_val(avg, shots):
         return "not checked", f"needs linear-probe with {NO_VAL} and zeroshot at 1 shot"
     return (("holds" if lp.mean < zs.mean else "does not hold"),
             f"1-shot: linear-probe (no val, default C) {_pct(lp)} vs zero-shot {_pct(zs)}{_gap(lp, zs)}")
-
-
-def _lpp_beats_probe(avg, shots):
-    rows, ok = [], True
-    for k in shots:
-        lpp, lp = avg("fewshot", "lp++", k), avg("fewshot", "linear-probe", k)
-        if lpp is None or lp is None:
-            return "not checked", "needs lp++ and linear-probe few-shot results at every shot count"
-        ok &= lpp.mean > lp.mean
-        rows.append(f"{k}-shot: lp++ {_pct(lpp)} vs linear-probe {_pct(lp)}{_gap(lpp, lp)}")
-    return ("holds" if ok else "does not hold"), "; ".join(rows)
 
 
 def _beats_coop_on_new(method: str):
@@ -171,18 +164,19 @@ CLAIMS = [
     Claim("variational-new", "Variational prompt tuning", "variational prompt tuning beats CoOp on new classes",
           _beats_coop_on_new("variational")),
     Claim("tip-adapter-beats-zeroshot", "Tip-Adapter",
-          "the training-free Tip-Adapter beats zero-shot CLIP at the most shots of the grid", _tip_beats_zeroshot),
+          "the training-free Tip-Adapter beats zero-shot CLIP at the most shots of the grid",
+          _beats_at_most_shots("tip-adapter", "zeroshot")),
     Claim("tip-adapter-f-beats-tip-adapter", "Tip-Adapter",
           "fine-tuning the cache keys (Tip-Adapter-F) beats the training-free Tip-Adapter at the most shots",
-          _tip_f_beats_tip),
+          _beats_at_most_shots("tip-adapter-f", "tip-adapter")),
     Claim("clap-above-zeroshot-no-val", "CLAP",
           "without validation data, CLAP stays above zero-shot CLIP at every shot count",
-          _clap_above_zeroshot_without_val),
+          _beats_at_every_shot("clap", "zeroshot", validation="none")),
     Claim("linear-probe-1shot-no-val", "CLAP",
           "without validation data, an unconstrained linear probe (default C) falls below zero-shot at 1 shot",
           _probe_below_zeroshot_without_val),
     Claim("lp++-beats-linear-probe", "LP++", "LP++ beats the CLIP linear probe at every shot count",
-          _lpp_beats_probe),
+          _beats_at_every_shot("lp++", "linear-probe")),
 ]
 
 
