@@ -30,19 +30,9 @@ from ..data.templates import resolve_templates
 from ..errors import ConfigError
 from .base import Method, MethodSpec
 from .registry import register_method
-from .zeroshot import prompt_texts
+from .zeroshot import raw_text_mean
 
 LambdaRule = Literal["zero-shot", "balanced", "corrected", "constant"]
-
-
-@torch.no_grad()
-def raw_text_prototypes(backbone: VLBackbone, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-    """(K, D): each class's raw (unnormalised) text features averaged over the templates."""
-    acc = None
-    for template in templates:
-        feats = backbone.encode_texts(prompt_texts(classnames, template)).float()
-        acc = feats if acc is None else acc + feats
-    return acc / len(templates)
 
 
 def clap_penalty(prototypes: torch.Tensor, anchors: torch.Tensor, lambdas: torch.Tensor) -> torch.Tensor:
@@ -93,7 +83,7 @@ class ZSLP(Method):
         super().__init__(backbone, classnames, config, **kw)
         self.templates = resolve_templates(config.template, self.dataset_templates)
         self.trained_classnames = list(self.classnames)
-        anchors = raw_text_prototypes(backbone, self.classnames, self.templates)
+        anchors = raw_text_mean(backbone, self.classnames, self.templates)
         self.register_buffer("anchors", anchors, persistent=False)  # t_c of the training classes
         self.learned.prototypes = nn.Parameter(anchors.clone())
         self._build_classes()
@@ -107,7 +97,7 @@ class ZSLP(Method):
             self.register_buffer("_fallback", None, persistent=False)
             self.register_buffer("_rows", None, persistent=False)
             return
-        fallback = raw_text_prototypes(self.backbone, self.classnames, self.templates)
+        fallback = raw_text_mean(self.backbone, self.classnames, self.templates)
         self.register_buffer("_fallback", fallback, persistent=False)
         self.register_buffer("_rows", torch.tensor(rows, device=fallback.device), persistent=False)
 

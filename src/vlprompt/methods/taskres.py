@@ -22,16 +22,9 @@ from ..data.templates import resolve_templates
 from ..errors import ConfigError
 from .base import Method, MethodSpec
 from .registry import register_method
-from .zeroshot import prompt_texts
+from .zeroshot import raw_text_mean
 
 REF = "TaskRes (geekyutao/TaskRes) "
-
-
-@torch.no_grad()
-def raw_text_base(backbone: VLBackbone, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-    """(K, D) text features before normalisation, averaged over the templates (TaskRes' base)."""
-    feats = [backbone.encode_texts(prompt_texts(classnames, t)).float() for t in templates]
-    return torch.stack(feats).mean(0)
 
 
 @register_method
@@ -57,7 +50,7 @@ class TaskRes(Method):
     def __init__(self, backbone: VLBackbone, classnames: Sequence[str], config: Config, **kw):
         super().__init__(backbone, classnames, config, **kw)
         self.templates = resolve_templates(config.template, self.dataset_templates)
-        self.register_buffer("base", raw_text_base(backbone, self.classnames, self.templates), persistent=False)
+        self.register_buffer("base", raw_text_mean(backbone, self.classnames, self.templates), persistent=False)
         self.learned.residual = nn.Parameter(torch.zeros_like(self.base))
 
     def class_weights(self) -> torch.Tensor:

@@ -42,6 +42,17 @@ def text_classifier(backbone: VLBackbone, classnames: Sequence[str], templates: 
     return F.normalize(acc / len(templates), dim=-1)
 
 
+@torch.no_grad()
+def raw_text_mean(backbone: VLBackbone, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+    """(K, D): each class's raw (unnormalised) text features averaged over the templates, the
+    start of the methods that keep the features' norms (TaskRes' base, CLAP's prototypes)."""
+    acc = None
+    for template in templates:
+        feats = backbone.encode_texts(prompt_texts(classnames, template)).float()
+        acc = feats if acc is None else acc + feats
+    return acc / len(templates)
+
+
 class ZeroShotClassifier(nn.Module):
     """Frozen backbone + fixed text classifier; `forward(images) -> logits (B, K)`."""
 
