@@ -261,7 +261,7 @@ class Trainer:
             method.load_learned({k: v.to(self.device) for k, v in best[1].items()})
         elif cfg.select == "last":
             result.selected_epoch = cfg.epochs - 1
-        if type(method).finish_fit is not Method.finish_fit:  # e.g. Tip-Adapter-F's alpha/beta search
+        if method.finishes_fit():  # e.g. Tip-Adapter-F's alpha/beta search
             val_feats = self.eval_features(val) if val else None
             result.info.update(method.finish_fit(
                 None if val_feats is None else (val_feats, torch.tensor([it.label for it in val]))))

@@ -203,6 +203,11 @@ class Method(nn.Module):
         """Whether the method builds state from the training features (`prepare_fit`)."""
         return cls.prepare_fit is not Method.prepare_fit
 
+    @classmethod
+    def finishes_fit(cls) -> bool:
+        """Whether the method takes a last step on the validation features (`finish_fit`)."""
+        return cls.finish_fit is not Method.finish_fit
+
     # ------------------------------------------------------------------ classes
     def set_classnames(self, classnames: Sequence[str]) -> None:
         """Move to other classes (base-to-new, cross-dataset); rebuilds class-dependent tensors."""
