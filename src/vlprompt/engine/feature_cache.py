@@ -21,6 +21,7 @@ from the cache are made, and a batch holds about `batch_size` images whatever V 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -93,6 +94,7 @@ class FeatureKey:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
 
 
+@functools.cache  # a fact of the machine: read once, not for every run of a grid
 def native_bf16_cpu() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX flags in /proc/cpuinfo);
     without them torch emulates bf16 matmuls, slower than fp32."""
