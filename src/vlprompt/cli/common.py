@@ -26,7 +26,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", help="auto (default: CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--device", default="auto", help=SHARED_HELP["--device"])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None, help=SHARED_HELP["--workers"])
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")

@@ -49,7 +49,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "(the keys of --set), and optionally protocol; the other options apply on top")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an option, e.g. method.n_ctx=4 or train.lr=0.01 (repeatable)")
-    p.add_argument("--device", default="auto", help="auto (default: CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:1, mps")
+    p.add_argument("--device", default="auto")  # help: cli/common.SHARED_HELP
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -290,7 +290,7 @@ def load_hfds(arg: str, root: Path | None = None, seed: int = SPLIT_SEED, **_: o
             raise DatasetError(f"{source}: split {theirs!r} has other columns or classes than the others")
         splits[ours], unlabelled[theirs] = _items(ds, theirs, where, image, label)
     if "val" not in chosen and splits["train"] and splits["test"]:
-        splits["train"], splits["val"] = cut_train_val(splits["train"], len(names), 0.2, seed)
+        splits["train"], splits["val"] = cut_train_val(splits["train"], len(names), seed=seed)
         split_source = f"val cut from train 80/20 per class (seed {seed})"
     elif "test" not in chosen and splits["train"]:
         groups: list[list] = [[] for _ in names]

@@ -209,7 +209,7 @@ def load_wds(arg: str, root: Path | None = None, seed: int = SPLIT_SEED, **_: ob
     train, val, test = (found[s] or [] for s in ("train", "val", "test"))
     splits = {"train": train, "val": val, "test": test}
     if found["val"] is None and train and test:
-        splits["train"], splits["val"] = cut_train_val(train, len(classnames), 0.2, seed)
+        splits["train"], splits["val"] = cut_train_val(train, len(classnames), seed=seed)
         source = f"train and test shards; val cut from train 80/20 per class (seed {seed})"
     elif train and found["test"] is None:  # no test shards: cut what there is, as image folders are
         groups = [[] for _ in classnames]
